@@ -1,0 +1,1 @@
+"""The warehouse model (ClickHouse DDL), the SQL behind every panel, and the dashboards."""

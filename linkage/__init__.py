@@ -1,0 +1,1 @@
+"""Probabilistic (Fellegi–Sunter) record linkage of identity records across providers."""

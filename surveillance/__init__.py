@@ -1,0 +1,1 @@
+"""Outbreak and trend detectors over weekly and daily series, and small-number rules."""
