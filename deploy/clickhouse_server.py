@@ -67,6 +67,10 @@ class ClickHouseServer:
         return str(self.config_file)
 
     def running(self) -> bool:
+        if self._proc is not None and self._proc.poll() is None:
+            # Started by this process: trust the handle. Between fork and exec the
+            # child still shows our command line, so /proc would say "not ours".
+            return True
         state = process.ProcessState.read(self.state_file)
         return state is not None and process.pid_alive(state.pid, self.marker)
 
@@ -109,7 +113,9 @@ class ClickHouseServer:
         )
         self._write_config()
         argv = [binary, f"--config-file={self.config_file}"]
-        self._proc = process.spawn(argv, self.run_dir / "clickhouse-server.stdout", cwd=self.run_dir)
+        self._proc = process.spawn(
+            argv, self.run_dir / "clickhouse-server.stdout", cwd=self.run_dir
+        )
         process.ProcessState(
             pid=self._proc.pid,
             version="",
@@ -127,7 +133,8 @@ class ClickHouseServer:
                 self.run_dir / "clickhouse-server.stdout"
             )
             raise StackError(
-                f"the ClickHouse server {reason} on port {self.tcp_port}; last log lines:\n{errors}",
+                f"the ClickHouse server {reason} on port {self.tcp_port}; "
+                f"last log lines:\n{errors}",
                 f"full log: {self.log_file}",
             )
         return True
@@ -137,7 +144,7 @@ class ClickHouseServer:
         state = process.ProcessState.read(self.state_file)
         if state is None:
             return False
-        was_running = process.pid_alive(state.pid, self.marker)
+        was_running = self.running()
         if was_running:
             process.terminate(state.pid, self.marker, timeout, self._proc)
             # A stopped server can linger as a zombie holding its port for a moment.
@@ -176,14 +183,18 @@ class ClickHouseServer:
         templates = resources.files("linkwatch.deploy").joinpath("templates")
         users = self.run_dir / "clickhouse-users.xml"
         users.write_bytes(templates.joinpath("clickhouse-users.xml").read_bytes())
-        config = templates.joinpath("clickhouse-config.xml").read_text().format(
-            log=self.log_file,
-            errorlog=self.run_dir / "clickhouse-server.err.log",
-            http_port=self.http_port,
-            tcp_port=self.tcp_port,
-            interserver_port=self.interserver_port,
-            data_dir=self.data_dir,
-            users_config=users,
-            run_dir=self.run_dir,
+        config = (
+            templates.joinpath("clickhouse-config.xml")
+            .read_text()
+            .format(
+                log=self.log_file,
+                errorlog=self.run_dir / "clickhouse-server.err.log",
+                http_port=self.http_port,
+                tcp_port=self.tcp_port,
+                interserver_port=self.interserver_port,
+                data_dir=self.data_dir,
+                users_config=users,
+                run_dir=self.run_dir,
+            )
         )
         self.config_file.write_text(config)

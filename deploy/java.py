@@ -26,7 +26,9 @@ def find_java() -> str:
     out = subprocess.run([candidate, "-version"], capture_output=True, text=True, check=False)
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
     if not match:
-        raise StackError(f"could not tell the version of Java at {candidate}", "set JAVA_HOME to a JDK 17+")
+        raise StackError(
+            f"could not tell the version of Java at {candidate}", "set JAVA_HOME to a JDK 17+"
+        )
     major = int(match.group(1))
     if major == 1 and match.group(2):  # "1.8" style
         major = int(match.group(2))
@@ -49,7 +51,9 @@ def find_maven() -> str:
     return mvn
 
 
-def maven_copy_dependencies(pom: Path, output_dir: Path, properties: dict[str, str], log: Path) -> None:
+def maven_copy_dependencies(
+    pom: Path, output_dir: Path, properties: dict[str, str], log: Path
+) -> None:
     """Resolve the runtime dependencies of ``pom`` and copy their jars into ``output_dir``.
 
     Maven's own output goes to ``log``; on failure the first error line is raised.
@@ -67,9 +71,15 @@ def maven_copy_dependencies(pom: Path, output_dir: Path, properties: dict[str, s
     ]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
-        code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=pom.parent, check=False).returncode
+        code = subprocess.run(
+            argv, stdout=out, stderr=subprocess.STDOUT, cwd=pom.parent, check=False
+        ).returncode
     if code != 0:
-        errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("[ERROR]")]
+        errors = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if line.startswith("[ERROR]")
+        ]
         first = errors[0].removeprefix("[ERROR]").strip() if errors else f"mvn exited with {code}"
         raise StackError(
             f"Maven could not download the Kafka broker: {first[:400]}",

@@ -102,6 +102,10 @@ class KafkaBroker:
 
     # -- run --------------------------------------------------------------
     def running(self) -> bool:
+        if self._proc is not None and self._proc.poll() is None:
+            # Started by this process: trust the handle. Between fork and exec the
+            # child still shows our command line, so /proc would say "not ours".
+            return True
         state = process.ProcessState.read(self.state_file)
         return state is not None and process.pid_alive(state.pid, self.marker)
 
@@ -166,9 +170,10 @@ class KafkaBroker:
         state = process.ProcessState.read(self.state_file)
         if state is None:
             return False
-        was_running = process.pid_alive(state.pid, self.marker)
+        was_running = self.running()
         if was_running:
             process.terminate(state.pid, self.marker, timeout, self._proc)
+            self._wait_ports_released()
         self.state_file.unlink(missing_ok=True)
         self._proc = None
         return was_running
@@ -178,6 +183,13 @@ class KafkaBroker:
         state = process.ProcessState.read(self.state_file)
         if state is not None:
             process.kill(state.pid, self.marker, self._proc)
+            self._wait_ports_released()
+
+    def _wait_ports_released(self) -> None:
+        # The JVM's main thread turns zombie before its other threads have exited
+        # and closed the listening sockets: wait for the ports, not for the pid.
+        ports = (self.port, self.controller_port)
+        process.wait_until(lambda: all(process.port_free(p) for p in ports), timeout=15)
 
     def status(self) -> ComponentStatus:
         state = process.ProcessState.read(self.state_file)
@@ -267,9 +279,13 @@ def metadata_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
     """True when the Kafka cluster at ``bootstrap_servers`` answers a metadata request."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap_servers, "logger": _quiet, "socket.timeout.ms": 2000}
-    )
+    config: dict[str, object] = {
+        "bootstrap.servers": bootstrap_servers,
+        "logger": _quiet,
+        "socket.timeout.ms": 2000,
+    }
+    # confluent-kafka accepts a logging.Logger for "logger"; its type stubs do not say so.
+    admin = AdminClient(config)  # type: ignore[arg-type]
     try:
         meta = admin.list_topics(timeout=timeout)
     except Exception:

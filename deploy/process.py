@@ -108,7 +108,9 @@ def require_free(ports: dict[str, int], component: str, setting_prefix: str) -> 
             )
 
 
-def spawn(argv: Sequence[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], log: Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` detached from the terminal, stdout and stderr appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
@@ -141,7 +143,9 @@ def wait_until(
     return ready()
 
 
-def terminate(pid: int, marker: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def terminate(
+    pid: int, marker: str, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Stop ``pid`` with SIGTERM, then SIGKILL after ``timeout`` seconds; reap it if it is ours."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
@@ -159,8 +163,8 @@ def kill(pid: int, marker: str, proc: subprocess.Popen[bytes] | None = None) -> 
 
 
 def _running(pid: int, marker: str, proc: subprocess.Popen[bytes] | None) -> bool:
-    if proc is not None and proc.poll() is not None:
-        return False
+    if proc is not None and proc.pid == pid:
+        return proc.poll() is None
     return pid_alive(pid, marker)
 
 

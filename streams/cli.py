@@ -69,7 +69,10 @@ def _step_printer() -> Any:
 
     def finish() -> None:
         if state["label"] is not None:
-            err.print(f"  [green]✓[/] {state['label']} ({time.monotonic() - state['t']:.1f} s)", highlight=False)
+            err.print(
+                f"  [green]✓[/] {state['label']} ({time.monotonic() - state['t']:.1f} s)",
+                highlight=False,
+            )
             state["label"] = None
 
     def step(label: str) -> None:
@@ -113,7 +116,15 @@ def _print_status(rows: list[ComponentStatus], as_json: bool) -> None:
     colours = {"healthy": "green", "busy": "green", "unhealthy": "red", "stopped": "yellow"}
     for r in rows:
         state = f"[{colours[r.state]}]{r.state}[/]" + (f"\n{r.detail}" if r.detail else "")
-        table.add_row(r.name, state, r.version or "-", r.address, str(r.pid or "-"), r.data_dir or "-", r.log or "-")
+        table.add_row(
+            r.name,
+            state,
+            r.version or "-",
+            r.address,
+            str(r.pid or "-"),
+            r.data_dir or "-",
+            r.log or "-",
+        )
     out.print(table)
 
 
@@ -124,7 +135,7 @@ def stack_up(
         bool,
         typer.Option(
             "--clickhouse-server",
-            help="Also start the local ClickHouse server (native protocol) from linkwatch's own config.",
+            help="Also start the local ClickHouse server (native protocol) from its own config.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
@@ -210,3 +221,5 @@ def main() -> None:
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
+if __name__ == "__main__":
+    main()

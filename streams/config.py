@@ -98,32 +98,92 @@ class Field:
 
 _HOME = Path.home()
 FIELDS: tuple[Field, ...] = (
-    Field("data_dir", "LINKWATCH_DATA_DIR", _path, _HOME / ".local/share/linkwatch",
-          "Kafka log directory, the embedded warehouse and the ClickHouse server's data"),
-    Field("cache_dir", "LINKWATCH_CACHE_DIR", _path, _HOME / ".cache/linkwatch",
-          "downloaded Kafka jars (shared by every stack on the machine)"),
-    Field("state_dir", "LINKWATCH_STATE_DIR", _path, _HOME / ".local/state/linkwatch",
-          "pid files, generated server configuration and server logs"),
-    Field("warehouse_dir", "LINKWATCH_WAREHOUSE_DIR", _optional_path, None,
-          "the embedded (chDB) warehouse; default <data_dir>/warehouse"),
-    Field("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", _bootstrap, None,
-          "an external Kafka cluster; unset means the local broker"),
-    Field("kafka_version", "LINKWATCH_KAFKA_VERSION", _kafka_version, "4.4.0",
-          "the Apache Kafka release the local broker runs"),
+    Field(
+        "data_dir",
+        "LINKWATCH_DATA_DIR",
+        _path,
+        _HOME / ".local/share/linkwatch",
+        "Kafka log directory, the embedded warehouse and the ClickHouse server's data",
+    ),
+    Field(
+        "cache_dir",
+        "LINKWATCH_CACHE_DIR",
+        _path,
+        _HOME / ".cache/linkwatch",
+        "downloaded Kafka jars (shared by every stack on the machine)",
+    ),
+    Field(
+        "state_dir",
+        "LINKWATCH_STATE_DIR",
+        _path,
+        _HOME / ".local/state/linkwatch",
+        "pid files, generated server configuration and server logs",
+    ),
+    Field(
+        "warehouse_dir",
+        "LINKWATCH_WAREHOUSE_DIR",
+        _optional_path,
+        None,
+        "the embedded (chDB) warehouse; default <data_dir>/warehouse",
+    ),
+    Field(
+        "kafka_bootstrap_servers",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        _bootstrap,
+        None,
+        "an external Kafka cluster; unset means the local broker",
+    ),
+    Field(
+        "kafka_version",
+        "LINKWATCH_KAFKA_VERSION",
+        _kafka_version,
+        "4.4.0",
+        "the Apache Kafka release the local broker runs",
+    ),
     Field("kafka_port", "LINKWATCH_KAFKA_PORT", _port, 9092, "the local broker's client port"),
-    Field("kafka_controller_port", "LINKWATCH_KAFKA_CONTROLLER_PORT", _port, 9093,
-          "the local broker's KRaft controller port"),
+    Field(
+        "kafka_controller_port",
+        "LINKWATCH_KAFKA_CONTROLLER_PORT",
+        _port,
+        9093,
+        "the local broker's KRaft controller port",
+    ),
     Field("kafka_heap", "LINKWATCH_KAFKA_HEAP", _heap, "512m", "the local broker's JVM heap"),
-    Field("clickhouse_url", "CLICKHOUSE_URL", _clickhouse_url, None,
-          "a ClickHouse server (native protocol); unset means the embedded chDB warehouse"),
-    Field("clickhouse_tcp_port", "LINKWATCH_CLICKHOUSE_TCP_PORT", _port, 19000,
-          "native port of the local ClickHouse server (stack up --clickhouse-server)"),
-    Field("clickhouse_http_port", "LINKWATCH_CLICKHOUSE_HTTP_PORT", _port, 18123,
-          "HTTP port of the local ClickHouse server"),
-    Field("clickhouse_interserver_port", "LINKWATCH_CLICKHOUSE_INTERSERVER_PORT", _port, 19009,
-          "interserver port of the local ClickHouse server"),
-    Field("start_timeout", "LINKWATCH_START_TIMEOUT", _positive_seconds, 90.0,
-          "seconds to wait for a local server to answer after it starts"),
+    Field(
+        "clickhouse_url",
+        "CLICKHOUSE_URL",
+        _clickhouse_url,
+        None,
+        "a ClickHouse server (native protocol); unset means the embedded chDB warehouse",
+    ),
+    Field(
+        "clickhouse_tcp_port",
+        "LINKWATCH_CLICKHOUSE_TCP_PORT",
+        _port,
+        19000,
+        "native port of the local ClickHouse server (stack up --clickhouse-server)",
+    ),
+    Field(
+        "clickhouse_http_port",
+        "LINKWATCH_CLICKHOUSE_HTTP_PORT",
+        _port,
+        18123,
+        "HTTP port of the local ClickHouse server",
+    ),
+    Field(
+        "clickhouse_interserver_port",
+        "LINKWATCH_CLICKHOUSE_INTERSERVER_PORT",
+        _port,
+        19009,
+        "interserver port of the local ClickHouse server",
+    ),
+    Field(
+        "start_timeout",
+        "LINKWATCH_START_TIMEOUT",
+        _positive_seconds,
+        90.0,
+        "seconds to wait for a local server to answer after it starts",
+    ),
 )
 
 
@@ -163,7 +223,8 @@ class Settings:
         for key in from_file:
             if key not in known:
                 raise ConfigError(
-                    f"{config_file}: unknown setting {key!r}; known settings: {', '.join(sorted(known))}"
+                    f"{config_file}: unknown setting {key!r}; "
+                    f"known settings: {', '.join(sorted(known))}"
                 )
         for key in overrides:
             if key not in known:
@@ -198,7 +259,9 @@ class Settings:
         seen: dict[int, str] = {}
         for name, port in ports.items():
             if port in seen:
-                raise ConfigError(f"{name} and {seen[port]} are both {port}: each needs its own port")
+                raise ConfigError(
+                    f"{name} and {seen[port]} are both {port}: each needs its own port"
+                )
             seen[port] = name
 
     @property

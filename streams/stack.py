@@ -1,4 +1,4 @@
-"""The local stack as one thing: the Kafka broker, the warehouse and, on request, a ClickHouse server.
+"""The local stack as one thing: Kafka broker, warehouse and, on request, a ClickHouse server.
 
 ``linkwatch stack up|down|status`` and the test fixtures both go through
 ``Stack``, so tests start exactly what an operator starts.
@@ -56,7 +56,9 @@ class Stack:
         try:
             if self.settings.local_kafka:
                 if not self.kafka.jars_installed():
-                    step(f"Downloading Apache Kafka {self.settings.kafka_version} with Maven (once)")
+                    step(
+                        f"Downloading Apache Kafka {self.settings.kafka_version} with Maven (once)"
+                    )
                     self.kafka.install()
                 step(f"Starting the Kafka broker on {self.kafka.bootstrap_servers}")
                 if self.kafka.start():
@@ -88,7 +90,10 @@ class Stack:
     def status(self) -> list[ComponentStatus]:
         """One row per component that this configuration uses or that runs."""
         rows = [self._kafka_status(), self._warehouse_status()]
-        if self.clickhouse_server.state_file.exists() and self.settings.clickhouse_url != self.clickhouse_server.url:
+        if (
+            self.clickhouse_server.state_file.exists()
+            and self.settings.clickhouse_url != self.clickhouse_server.url
+        ):
             rows.append(self.clickhouse_server.status())
         return rows
 
@@ -130,14 +135,17 @@ class Stack:
                 log="",
             )
             try:
-                wh = ServerWarehouse(url, retry_timeout=2.0)
+                server = ServerWarehouse(url, retry_timeout=2.0)
                 try:
-                    row.version = wh.version()
+                    row.version = server.version()
                 finally:
-                    wh.close()
+                    server.close()
             except WarehouseError as exc:
                 return row.with_state("unhealthy", str(exc).splitlines()[0])
-            if self.settings.clickhouse_url == self.clickhouse_server.url and self.clickhouse_server.running():
+            if (
+                self.settings.clickhouse_url == self.clickhouse_server.url
+                and self.clickhouse_server.running()
+            ):
                 row.log = str(self.clickhouse_server.log_file)
                 row.data_dir = str(self.clickhouse_server.data_dir)
             return row.with_state("healthy")

@@ -46,7 +46,7 @@ class WarehouseError(RuntimeError):
 
 
 class WarehouseBusy(WarehouseError):
-    """The embedded warehouse directory is held by another process (or another directory is open)."""
+    """The embedded warehouse is held by another process, or this one holds another directory."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ class EmbeddedWarehouse(Warehouse):
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         try:
-            sess = chdb_session.Session(self.location)
+            sess = chdb_session.Session(self.location)  # type: ignore[no-untyped-call]
         except Exception as exc:
             os.close(fd)
             raise WarehouseError(f"chDB could not open {self.location}: {exc}") from exc
@@ -196,7 +196,9 @@ class EmbeddedWarehouse(Warehouse):
             try:
                 return self._session.query(sql, fmt, params=dict(params) if params else None)
             except Exception as exc:
-                raise WarehouseError(f"chDB at {self.location}: {exc}\n  in: {_abbrev(sql)}") from exc
+                raise WarehouseError(
+                    f"chDB at {self.location}: {exc}\n  in: {_abbrev(sql)}"
+                ) from exc
 
     def command(self, sql: str, params: Params | None = None) -> None:
         self._run(sql, "CSV", params)
@@ -227,7 +229,11 @@ class EmbeddedWarehouse(Warehouse):
         with pa.ipc.new_stream(sink, arrow.schema) as writer:
             writer.write_table(arrow)
         names = ", ".join(_quote_ident(c) for c in arrow.column_names)
-        settings = f" SETTINGS insert_deduplication_token = '{_escape(dedup_token)}'" if dedup_token else ""
+        settings = (
+            f" SETTINGS insert_deduplication_token = '{_escape(dedup_token)}'"
+            if dedup_token
+            else ""
+        )
         sql = f"INSERT INTO {table} ({names}){settings}"
         if self._closed:
             raise WarehouseError(f"the embedded warehouse at {self.location} is closed")
@@ -274,7 +280,9 @@ class ServerWarehouse(Warehouse):
 
     engine = "clickhouse-server"
 
-    def __init__(self, url: str, *, retry_timeout: float = 60.0, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, retry_timeout: float = 60.0, connect_timeout: float = 5.0
+    ) -> None:
         from clickhouse_driver import Client
 
         self.url = url
@@ -314,7 +322,9 @@ class ServerWarehouse(Warehouse):
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
                 except errors.Error as exc:
-                    raise WarehouseError(f"ClickHouse server {self.location} while {what}: {exc}") from exc
+                    raise WarehouseError(
+                        f"ClickHouse server {self.location} while {what}: {exc}"
+                    ) from exc
 
     def _version_tuple(self) -> tuple[int, ...]:
         if self._server_version is None:
@@ -357,7 +367,11 @@ class ServerWarehouse(Warehouse):
         *,
         dedup_token: str | None = None,
     ) -> int:
-        data = columns.to_pydict() if isinstance(columns, pa.Table) else {k: list(v) for k, v in columns.items()}
+        data = (
+            columns.to_pydict()
+            if isinstance(columns, pa.Table)
+            else {k: list(v) for k, v in columns.items()}
+        )
         if not data:
             return 0
         n = len(next(iter(data.values())))
@@ -380,7 +394,9 @@ class ServerWarehouse(Warehouse):
         return n
 
     def version(self) -> str:
-        rows = self._retrying("asking the version", lambda: self._client.execute("SELECT version()"))
+        rows = self._retrying(
+            "asking the version", lambda: self._client.execute("SELECT version()")
+        )
         return str(rows[0][0])
 
     def close(self) -> None:
@@ -390,7 +406,7 @@ class ServerWarehouse(Warehouse):
 def open_warehouse(
     clickhouse_url: str | None, embedded_dir: Path, *, retry_timeout: float = 60.0
 ) -> Warehouse:
-    """The server at ``clickhouse_url`` when set, else the embedded warehouse under ``embedded_dir``."""
+    """The server at ``clickhouse_url`` if set, else the embedded warehouse in ``embedded_dir``."""
     if clickhouse_url:
         return ServerWarehouse(clickhouse_url, retry_timeout=retry_timeout)
     return EmbeddedWarehouse(embedded_dir)
