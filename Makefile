@@ -4,13 +4,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PACKAGES := schemas linkage surveillance streams dashboards deploy
 
-.PHONY: help install up down status test test-unit test-integration lint typecheck check bench clean
+.PHONY: help install install-test up down status test test-unit test-integration lint typecheck check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 install: ## install system packages (apt), the virtualenv and linkwatch with its dev extras
 	bash deploy/install.sh
+
+install-test: ## install, plus what only the tests need (R surveillance, the detectors' reference)
+	bash deploy/install.sh --test
 
 up: install ## install, then start the local stack (Kafka + embedded ClickHouse) and show its status
 	$(VENV)/bin/linkwatch stack up
@@ -22,7 +25,7 @@ down: ## stop the local stack
 status: ## show the local stack's health
 	$(VENV)/bin/linkwatch stack status
 
-test: install ## install, then run the whole test suite against real Kafka and ClickHouse
+test: install-test ## install, then run the whole test suite against real Kafka and ClickHouse
 	$(PY) -m pytest
 
 test-unit: ## the tests that need no server
@@ -44,7 +47,8 @@ typecheck: ## mypy --strict on every package
 
 check: lint typecheck test-unit ## what to run before every commit
 
-bench: ## run every benchmark in bench/ (prints figures and ratios; never fails on time)
+bench: install ## run every benchmark in bench/ (prints figures and ratios; never fails on time)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean: ## remove build output (not data, not the stack)

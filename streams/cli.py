@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from linkwatch.deploy.errors import StackError
 from linkwatch.deploy.status import ComponentStatus
@@ -110,22 +109,20 @@ def _print_status(rows: list[ComponentStatus], as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in rows]))
         return
-    table = Table(title="linkwatch stack", title_justify="left")
-    for col in ("component", "state", "version", "address", "pid", "data", "log"):
-        table.add_column(col, overflow="fold")
     colours = {"healthy": "green", "busy": "green", "unhealthy": "red", "stopped": "yellow"}
     for r in rows:
-        state = f"[{colours[r.state]}]{r.state}[/]" + (f"\n{r.detail}" if r.detail else "")
-        table.add_row(
-            r.name,
-            state,
-            r.version or "-",
-            r.address,
-            str(r.pid or "-"),
-            r.data_dir or "-",
-            r.log or "-",
+        pid = f"pid {r.pid}" if r.pid else ""
+        out.print(
+            f"[bold]{r.name:<18}[/] [{colours[r.state]}]{r.state:<9}[/] {r.version or '-':<10} "
+            f"{r.address}  {pid}",
+            highlight=False,
         )
-    out.print(table)
+        role = f"  {r.role}" + (f" — {r.detail}" if r.detail else "")
+        out.print(role, style="dim", highlight=False)
+        if r.data_dir:
+            out.print(f"  data {r.data_dir}", style="dim", highlight=False, soft_wrap=True)
+        if r.log:
+            out.print(f"  log  {r.log}", style="dim", highlight=False, soft_wrap=True)
 
 
 @stack_app.command("up")
