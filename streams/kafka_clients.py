@@ -1,0 +1,80 @@
+"""Thin, typed factories for confluent-kafka clients with linkwatch's defaults.
+
+Every producer is idempotent with ``acks=all``: a provider's record is either
+in the log once or reported as failed, never written twice by a retry.
+librdkafka's own log lines go to Python logging (``linkwatch.kafka``) instead
+of stderr, so a broker restart does not flood a progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+log = logging.getLogger("linkwatch.kafka")
+
+
+class KafkaUnavailable(RuntimeError):
+    """No broker answered at the configured bootstrap servers."""
+
+
+def _base(bootstrap_servers: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "logger": log}
+    config.update(extra or {})
+    return config
+
+
+def make_producer(bootstrap_servers: str, **extra: Any) -> Producer:
+    """An idempotent producer (``acks=all``) that batches for throughput.
+
+    ``linger.ms`` 20 trades up to 20 ms of latency for far fewer requests;
+    lz4 keeps Avro batches small on the wire and in the log.
+    """
+    config = _base(
+        bootstrap_servers,
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "delivery.timeout.ms": 300_000,
+        },
+    )
+    config.update({k.replace("_", "."): v for k, v in extra.items()})
+    return Producer(config)  # type: ignore[arg-type]  # "logger" is accepted at runtime
+
+
+def make_consumer(bootstrap_servers: str, group_id: str, **extra: Any) -> Consumer:
+    """A consumer that commits only what the caller says it has processed."""
+    config = _base(
+        bootstrap_servers,
+        {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        },
+    )
+    config.update({k.replace("_", "."): v for k, v in extra.items()})
+    return Consumer(config)  # type: ignore[arg-type]
+
+
+def make_admin(bootstrap_servers: str) -> AdminClient:
+    return AdminClient(_base(bootstrap_servers, None))  # type: ignore[arg-type]
+
+
+def require_broker(bootstrap_servers: str, timeout: float = 10.0) -> None:
+    """Fail fast, with the fix, when no broker answers within ``timeout`` seconds."""
+    admin = make_admin(bootstrap_servers)
+    try:
+        meta = admin.list_topics(timeout=timeout)
+    except Exception as exc:
+        raise KafkaUnavailable(
+            f"no Kafka broker answered at {bootstrap_servers} within {timeout:.0f} s ({exc}) — "
+            "start the local one with `linkwatch stack up`, or set KAFKA_BOOTSTRAP_SERVERS"
+        ) from None
+    if not meta.brokers:
+        raise KafkaUnavailable(f"the Kafka cluster at {bootstrap_servers} reports no brokers")
