@@ -65,7 +65,7 @@ class DeadLetter:
         doc["key"] = base64.b64decode(doc["key"]) if doc.get("key") is not None else None
         return cls(**doc)
 
-    def headers(self) -> list[tuple[str, bytes]]:
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
         return [
             ("linkwatch-reason", self.reason_code.encode()),
             ("linkwatch-stage", self.stage.encode()),

@@ -44,7 +44,7 @@ def make_producer(bootstrap_servers: str, **extra: Any) -> Producer:
         },
     )
     config.update({k.replace("_", "."): v for k, v in extra.items()})
-    return Producer(config)  # type: ignore[arg-type]  # "logger" is accepted at runtime
+    return Producer(config)
 
 
 def make_consumer(bootstrap_servers: str, group_id: str, **extra: Any) -> Consumer:
@@ -59,11 +59,11 @@ def make_consumer(bootstrap_servers: str, group_id: str, **extra: Any) -> Consum
         },
     )
     config.update({k.replace("_", "."): v for k, v in extra.items()})
-    return Consumer(config)  # type: ignore[arg-type]
+    return Consumer(config)
 
 
 def make_admin(bootstrap_servers: str) -> AdminClient:
-    return AdminClient(_base(bootstrap_servers, None))  # type: ignore[arg-type]
+    return AdminClient(_base(bootstrap_servers, None))
 
 
 def require_broker(bootstrap_servers: str, timeout: float = 10.0) -> None:

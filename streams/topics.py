@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+# confluent-kafka re-exports these without listing them in __all__.
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from linkwatch.streams.kafka_clients import make_admin
 
