@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import typer.main
-from click import Group
 from typer.testing import CliRunner
 
 from linkwatch.streams.cli import app
@@ -19,9 +18,9 @@ def _all_commands() -> list[list[str]]:
 
     def walk(cmd: object, path: list[str]) -> None:
         paths.append(path)
-        if isinstance(cmd, Group):
-            for name, sub in cmd.commands.items():
-                walk(sub, [*path, name])
+        # typer ships its own copy of click, so look for sub-commands by shape.
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
 
     walk(root, [])
     return paths
