@@ -253,7 +253,7 @@ class KafkaBroker:
     def _format_storage(self, java: str) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         argv = [
             java,
             f"-Dlog4j2.configurationFile={self.run_dir / 'kafka-log4j2.properties'}",
@@ -261,10 +261,8 @@ class KafkaBroker:
             f"{self.jar_dir}/*",
             STORAGE_TOOL,
             "format",
-            "--cluster-id",
-            cluster_id,
-            "--config",
-            str(self.properties_file),
+            f"--cluster-id={cluster_id}",
+            f"--config={self.properties_file}",
         ]
         out = subprocess.run(argv, capture_output=True, text=True, check=False)
         if out.returncode != 0:
@@ -273,6 +271,18 @@ class KafkaBroker:
                 + (out.stderr or out.stdout).strip()[-600:],
                 "remove the directory if it holds nothing you need, then try again",
             )
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, an id that starts with "-" is drawn again:
+    command-line parsers would take it for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def metadata_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:

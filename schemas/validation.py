@@ -111,6 +111,101 @@ class Problem:
         where = f"record {self.record_number}" if self.record_number else "file"
         return f"{where}: {self.field or '-'}={self.value!r}: {self.reason}"
 
+    @property
+    def category(self) -> str:
+        """A stable word for the kind of problem, for counts and dead-letter headers."""
+        reason = self.reason
+        for prefix, name in _CATEGORIES:
+            if reason.startswith(prefix) or (prefix.startswith("~") and prefix[1:] in reason):
+                return name
+        return "file_problem" if self.record_number == 0 else "invalid_value"
+
+
+# Ordered (reason prefix, category); a prefix starting with "~" matches anywhere in the reason.
+_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("file is empty", "empty_file"),
+    ("file has a header but no records", "empty_file"),
+    ("file has no records", "empty_file"),
+    ("~layout, not", "wrong_layout"),
+    ("required column(s) missing", "missing_columns"),
+    ("required field is missing", "missing_field"),
+    ("row has", "wrong_cell_count"),
+    ("not valid JSON", "malformed_record"),
+    ("not a JSON object", "malformed_record"),
+    ("~not valid UTF-8", "bad_encoding"),
+    ("~undecodable", "bad_encoding"),
+    ("binary value", "bad_encoding"),
+    ("not a valid date", "invalid_date"),
+    ("not a valid date-time", "invalid_date"),
+    ("~implausible", "implausible_date"),
+    ("date of birth after", "implausible_date"),
+    ("birth year after", "implausible_date"),
+    ("disagrees with date_of_birth", "inconsistent_values"),
+    ("after ", "inconsistent_values"),
+    ("~ICPC", "invalid_code"),
+    ("~ICD-10", "invalid_code"),
+    ("~NHG subcode", "invalid_code"),
+    ("~postcode", "invalid_postcode"),
+    ("not a BSN", "invalid_national_id"),
+    ("not an integer", "wrong_type"),
+    ("not a number", "wrong_type"),
+    ("not a finite number", "wrong_type"),
+    ("not one of", "unknown_value"),
+    ("not a sex code", "unknown_value"),
+    ("not a house number", "invalid_value"),
+    ("below the plausible", "out_of_range"),
+    ("above the plausible", "out_of_range"),
+)
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How a provider's own extract maps onto a linkwatch layout.
+
+    ``rename`` maps the provider's column names to linkwatch's; ``constants`` gives
+    values for linkwatch columns the extract does not have (e.g. ``provider_id``).
+    Loaded from a TOML file with ``[columns]`` and ``[constants]`` tables.
+    """
+
+    rename: Mapping[str, str] = field(default_factory=dict)
+    constants: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ColumnMapping:
+        import tomllib
+
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read the column mapping {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"column mapping {path} is not valid TOML: {exc}") from None
+        unknown = set(data) - {"columns", "constants"}
+        if unknown:
+            raise ValueError(
+                f"column mapping {path}: unknown table(s) {', '.join(sorted(unknown))}; "
+                "expected [columns] and [constants]"
+            )
+        rename, constants = data.get("columns", {}), data.get("constants", {})
+        for table, content in (("columns", rename), ("constants", constants)):
+            bad = [k for k, v in content.items() if not isinstance(v, str | int)]
+            if bad:
+                raise ValueError(f"column mapping {path}: [{table}] {bad[0]} must be a string")
+        return cls(
+            {k: str(v) for k, v in rename.items()}, {k: str(v) for k, v in constants.items()}
+        )
+
+    def header(self, header: list[str]) -> list[str]:
+        renamed = [self.rename.get(h, h) for h in header]
+        return renamed + [c for c in self.constants if c not in renamed]
+
+    def row(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = {self.rename.get(k, k): v for k, v in row.items()}
+        for name, value in self.constants.items():
+            if out.get(name) in (None, ""):
+                out[name] = value
+        return out
+
 
 @dataclass
 class RowResult:
@@ -519,6 +614,24 @@ def _jsonl_rows(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any
     return header, iter(rows), []
 
 
+def count_records(path: Path, fmt: str | None = None) -> int:
+    """How many records an extract holds, cheaply (for progress bars; blank lines excluded).
+
+    For CSV this counts lines, so a quoted cell spanning lines makes it an over-estimate.
+    """
+    fmt = fmt or detect_format(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    lines = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                lines += 1
+    return max(0, lines - 1) if fmt == "csv" else lines
+
+
 def layout_problem(layout: Layout, header: Iterable[str]) -> Problem | None:
     """Why a file with this header cannot be read as ``layout`` (None when it can)."""
     present = set(header)
@@ -543,11 +656,13 @@ def validate_file(
     fmt: str | None = None,
     encoding: str = "utf-8",
     today: date | None = None,
+    mapping: ColumnMapping | None = None,
 ) -> Iterator[RowResult]:
     """Validate every record of an extract, yielding one result per record.
 
     A file-level problem (empty file, another source's layout, missing columns) is
-    yielded as a result with record number 0 and ends the file.
+    yielded as a result with record number 0 and ends the file. With ``mapping``,
+    the provider's column names are renamed and constant columns filled first.
     """
     layout = LAYOUTS.get(source)
     if layout is None:
@@ -556,6 +671,9 @@ def validate_file(
     if file_problems:
         yield RowResult(0, None, file_problems)
         return
+    if mapping is not None:
+        header = mapping.header(header)
+        rows = ((number, mapping.row(row)) for number, row in rows)
     wrong_layout = layout_problem(layout, header)
     if wrong_layout is not None:
         yield RowResult(0, None, [wrong_layout])

@@ -15,6 +15,9 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 log = logging.getLogger("linkwatch.kafka")
+# librdkafka reports transient trouble (a broker restarting) that its retries then mend;
+# callers report what was finally delivered. Attach a handler to see these lines.
+log.addHandler(logging.NullHandler())
 
 
 class KafkaUnavailable(RuntimeError):

@@ -65,3 +65,11 @@ def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert process.tail(log, 3) == "line 97\nline 98\nline 99"
     assert process.tail(tmp_path / "nothing.log") == ""
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    from linkwatch.deploy.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
