@@ -139,6 +139,24 @@ class ProviderPublisher:
     ) -> None:
         require_broker(bootstrap_servers, broker_timeout)
         self.topic_for = {**SOURCE_TOPICS, **(topic_for or {})}
+        # Create the topics with their intended partitions before the first record:
+        # a broker that auto-creates topics would otherwise give them its default.
+        specs = {s.name: s for s in topics.ALL_TOPICS}
+        wanted = [
+            topics.TopicSpec(
+                name,
+                specs[SOURCE_TOPICS[src]].partitions,
+                "provider events",
+                specs[SOURCE_TOPICS[src]].config,
+            )
+            for src, name in self.topic_for.items()
+        ]
+        wanted.append(
+            topics.TopicSpec(
+                dead_letter_topic, topics.DLQ.partitions, "dead letters", topics.DLQ.config
+            )
+        )
+        topics.ensure_topics(bootstrap_servers, tuple(wanted))
         self.policy = policy
         self.registry = registry or SchemaRegistry.shipped()
         self.rejects = rejects
@@ -334,6 +352,15 @@ def publish_areas(
     from linkwatch.schemas.areas import area_key, read_areas
 
     require_broker(bootstrap_servers)
+    topics.ensure_topics(
+        bootstrap_servers,
+        (
+            topics.TopicSpec(topic, topics.AREA_SES.partitions, "areas", topics.AREA_SES.config),
+            topics.TopicSpec(
+                dead_letter_topic, topics.DLQ.partitions, "dead letters", topics.DLQ.config
+            ),
+        ),
+    )
     records, problems = read_areas(path, fmt=fmt, mapping=mapping)
     registry = SchemaRegistry.shipped()
     producer = make_producer(bootstrap_servers)
