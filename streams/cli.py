@@ -218,5 +218,7 @@ def main() -> None:
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,206 @@
+"""The warehouse model: create or migrate linkwatch's tables and views on a ``Warehouse``.
+
+The DDL lives in ``sql/schema.sql`` (current ClickHouse dialect, every statement
+``IF NOT EXISTS``), so ``create_model`` can run at every start. ``cluster_ddl`` turns
+the same statements into the production variant for a ClickHouse cluster.
+
+Replays: the sink inserts each batch with an ``insert_deduplication_token``; the event
+table and the pre-aggregate tables keep a deduplication window, and ClickHouse
+(``deduplicate_blocks_in_dependent_materialized_views``, on by default since 24.x)
+drops the replayed block in the views too, so aggregates are never inflated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from string import Template
+
+from linkwatch.dashboards.code_groups import CODE_LIST_VERSION, code_group_rows
+from linkwatch.streams.warehouse import Warehouse
+
+SCHEMA_VERSION = 1
+DEFAULT_DATABASE = "linkwatch"
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_STATEMENT_SPLIT = re.compile(r"^\s*;\s*$", re.MULTILINE)
+
+
+class ModelError(ValueError):
+    """The model cannot be created as asked (a bad database or cluster name)."""
+
+
+def check_identifier(name: str, what: str) -> str:
+    """``name`` if it is a plain ClickHouse identifier, else ModelError naming ``what``."""
+    if not _IDENT.fullmatch(name):
+        raise ModelError(
+            f"{what} {name!r}: expected letters, digits and _ (not starting with a digit)"
+        )
+    return name
+
+
+def schema_statements(database: str = DEFAULT_DATABASE) -> list[str]:
+    """The model's DDL statements for ``database``, in the order they must run."""
+    check_identifier(database, "database")
+    text = resources.files("linkwatch.dashboards").joinpath("sql", "schema.sql").read_text("utf-8")
+    rendered = Template(text).substitute(db=database)
+    statements = []
+    for chunk in _STATEMENT_SPLIT.split(rendered):
+        body = "\n".join(
+            line for line in chunk.splitlines() if not line.lstrip().startswith("--")
+        ).strip()
+        if body:
+            statements.append(body)
+    return statements
+
+
+def create_model(warehouse: Warehouse, database: str = DEFAULT_DATABASE) -> int:
+    """Create (or bring up to date) the model in ``database``; return the schema version.
+
+    Idempotent: running it on an existing model changes nothing. The code-group table
+    is reloaded from the shipped code list when its version is not there yet.
+    """
+    check_identifier(database, "database")
+    warehouse.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    for statement in schema_statements(database):
+        warehouse.command(statement)
+    loaded = warehouse.query(
+        f"SELECT count() FROM {database}.code_groups WHERE code_list_version = {{v:String}}",
+        {"v": CODE_LIST_VERSION},
+    ).scalar()
+    if int(loaded) == 0:
+        warehouse.insert(f"{database}.code_groups", code_group_rows())
+    return int(warehouse.query(f"SELECT max(version) FROM {database}.schema_version").scalar())
+
+
+# ---------------------------------------------------------------------------
+# cluster variant
+# ---------------------------------------------------------------------------
+
+_CREATE = re.compile(
+    r"^CREATE (?P<kind>TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS (?P<db>\w+)\.(?P<name>\w+)"
+)
+_ENGINE = re.compile(r"ENGINE = (?P<engine>\w*MergeTree)(?:\((?P<args>[^)]*)\))?")
+
+
+# Replacing tables are sharded by their key, so every version of a row meets the others
+# on one shard and FINAL sees them all.
+_SHARDING = {
+    "persons": "cityHash64(person_id)",
+    "person_merges": "cityHash64(person_id)",
+    "areas": "cityHash64(pc4)",
+    "area_population": "cityHash64(pc4)",
+    "alerts": "cityHash64(alert_id)",
+    "code_groups": "cityHash64(code_group, code)",
+}
+
+
+@dataclass(frozen=True)
+class ClusterDDL:
+    """The cluster variant of the model: statements to run once, on any node."""
+
+    cluster: str
+    database: str
+    statements: list[str]
+
+    def script(self) -> str:
+        """All statements as one SQL script."""
+        return ";\n\n".join(self.statements) + ";\n"
+
+
+def cluster_ddl(
+    cluster: str,
+    database: str = DEFAULT_DATABASE,
+    *,
+    zookeeper_path: str = "/clickhouse/tables/{shard}/{database}/{table}",
+    sharding_key: str = "cityHash64(event_id)",
+) -> ClusterDDL:
+    """The model for a ClickHouse cluster: Replicated engines, ``ON CLUSTER``, Distributed tables.
+
+    Every MergeTree table ``T`` becomes a ``Replicated*MergeTree`` local table ``T_local``
+    on each shard, created ``ON CLUSTER``, and ``T`` becomes a ``Distributed`` table over
+    the local ones: writers and the dashboards keep using ``T``. Linked events are
+    sharded by ``sharding_key``; tables whose rows are replaced by newer versions
+    (persons, merges, areas, alerts) by their key, so FINAL finds every version of a
+    row on one shard; the pre-aggregates by ``rand()``. Materialized views are attached
+    to the local event table on each shard, so every shard aggregates its own events
+    and the Distributed count tables sum the shards. Replicated tables deduplicate
+    inserted blocks by default, which keeps a replayed batch from counting twice.
+    ``{shard}`` and ``{replica}`` are the macros each server defines in its configuration.
+    """
+    check_identifier(cluster, "cluster")
+    check_identifier(database, "database")
+    local_tables: set[str] = set()
+    for statement in schema_statements(database):
+        match = _CREATE.match(statement)
+        if match and match["kind"] == "TABLE":
+            local_tables.add(match["name"])
+
+    def localise(sql: str) -> str:
+        for name in sorted(local_tables, key=len, reverse=True):
+            sql = re.sub(rf"\b{database}\.{name}\b(?!_)", f"{database}.{name}_local", sql)
+        return sql
+
+    out = [f"CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER {cluster}"]
+    for statement in schema_statements(database):
+        match = _CREATE.match(statement)
+        if match is None:
+            continue  # data statements (the schema version row) run through the Distributed table
+        kind, name = match["kind"], match["name"]
+        header = f"CREATE {kind} IF NOT EXISTS {database}.{name}"
+        if kind == "TABLE":
+            path = zookeeper_path.replace("{database}", database).replace("{table}", name)
+
+            def replicate(m: re.Match[str], path: str = path) -> str:
+                args = [f"'{path}'", "'{replica}'"]
+                if m["args"]:
+                    args.append(m["args"])
+                return f"ENGINE = Replicated{m['engine']}({', '.join(args)})"
+
+            body = statement[len(header) :]
+            body = re.sub(r"\s*SETTINGS non_replicated_deduplication_window = \d+", "", body)
+            local = f"CREATE TABLE IF NOT EXISTS {database}.{name}_local ON CLUSTER {cluster}"
+            out.append(local + _ENGINE.sub(replicate, body, count=1))
+            key = sharding_key if name == "linked_events" else _SHARDING.get(name, "rand()")
+            out.append(
+                f"CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} "
+                f"AS {database}.{name}_local "
+                f"ENGINE = Distributed({cluster}, {database}, {name}_local, {key})"
+            )
+        elif kind == "MATERIALIZED VIEW":
+            body = localise(statement[len(header) :])
+            out.append(
+                f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{name} "
+                f"ON CLUSTER {cluster}{body}"
+            )
+        else:
+            # Plain views read the Distributed tables, so they see every shard.
+            body = statement[len(header) :]
+            out.append(f"CREATE VIEW IF NOT EXISTS {database}.{name} ON CLUSTER {cluster}{body}")
+    return ClusterDDL(cluster, database, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the model's DDL: ``python -m linkwatch.dashboards.model [--cluster NAME]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m linkwatch.dashboards.model",
+        description="Print linkwatch's warehouse DDL, for one server or for a cluster.",
+        epilog="Example: python -m linkwatch.dashboards.model --cluster prod > linkwatch.sql",
+    )
+    parser.add_argument("--cluster", help="cluster name from the servers' remote_servers")
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    args = parser.parse_args(argv)
+    try:
+        if args.cluster:
+            print(cluster_ddl(args.cluster, args.database).script(), end="")
+        else:
+            print(";\n\n".join(schema_statements(args.database)) + ";")
+    except ModelError as exc:
+        parser.exit(1, f"error: {exc}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""The warehouse model on the embedded engine: idempotent creation, views equal to raw
+queries (also after a replayed batch), merges followed, and the cluster variant's shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from linkwatch.dashboards.code_groups import code_groups_of
+from linkwatch.dashboards.model import ModelError, cluster_ddl, create_model, schema_statements
+from linkwatch.dashboards.sample_data import sample_events
+from linkwatch.streams.warehouse import EmbeddedWarehouse
+
+KEY = "code_group, source, region, age_band, sex, ses_quintile"
+
+
+def view_vs_raw(wh: EmbeddedWarehouse, db: str, grain: str) -> tuple[list[Any], list[Any]]:
+    table, column, raw_column = {
+        "weekly": ("weekly_counts", "week", "iso_week"),
+        "daily": ("daily_counts", "day", "event_date"),
+    }[grain]
+    view = wh.query(
+        f"SELECT {column}, {KEY}, sum(events) AS n FROM {db}.{table} "
+        f"GROUP BY {column}, {KEY} ORDER BY ALL"
+    ).rows
+    raw = wh.query(
+        f"SELECT {raw_column} AS {column}, "
+        "arrayJoin(arrayConcat(['all'], arrayDistinct(CAST(code_groups, 'Array(String)')))) "
+        f"AS code_group, source, region, age_band, sex, ses_quintile, count() AS n "
+        f"FROM {db}.linked_events GROUP BY {column}, {KEY} ORDER BY ALL"
+    ).rows
+    return view, raw
+
+
+def test_model_is_created_idempotently(
+    embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
+) -> None:
+    assert create_model(embedded_warehouse, warehouse_db) == 1
+    assert create_model(embedded_warehouse, warehouse_db) == 1
+    tables = set(
+        embedded_warehouse.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}", {"db": warehouse_db}
+        ).column("name")
+    )
+    assert {
+        "linked_events", "persons", "person_merges", "areas", "area_population", "code_groups",
+        "alerts", "detector_results", "weekly_counts", "weekly_counts_mv", "daily_counts",
+        "daily_counts_mv", "population_strata", "schema_version",
+    } <= tables  # fmt: skip
+    rows = embedded_warehouse.query(
+        f"SELECT count() FROM {warehouse_db}.code_groups WHERE code_group = 'post_covid'"
+    ).scalar()
+    assert rows == 2  # U09.9 and SNOMED 1119303003, loaded once
+    versions = embedded_warehouse.query(f"SELECT count() FROM {warehouse_db}.schema_version")
+    assert versions.scalar() == 1
+
+
+def test_views_equal_the_raw_query_after_a_replayed_batch(
+    embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
+) -> None:
+    create_model(embedded_warehouse, warehouse_db)
+    events = sample_events(seed=3, weeks=10)
+    half = len(events["event_id"]) // 2
+    first = {k: v[:half] for k, v in events.items()}
+    second = {k: v[half:] for k, v in events.items()}
+    table = f"{warehouse_db}.linked_events"
+    embedded_warehouse.insert(table, first, dedup_token="ehr.gp.v1/0/0-999")
+    embedded_warehouse.insert(table, second, dedup_token="ehr.gp.v1/0/1000-1999")
+    embedded_warehouse.insert(table, first, dedup_token="ehr.gp.v1/0/0-999")  # replay
+    assert embedded_warehouse.query(f"SELECT count() FROM {table}").scalar() == len(
+        events["event_id"]
+    )
+    for grain in ("weekly", "daily"):
+        view, raw = view_vs_raw(embedded_warehouse, warehouse_db, grain)
+        assert view == raw
+        assert sum(r[-1] for r in view if r[1] == "all") == len(events["event_id"])
+
+
+batches = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(1, 40)), min_size=1, max_size=6
+)  # (batch number, rows): repeated numbers are replays of the same batch
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(plan=batches)
+def test_views_match_raw_counts_for_any_replay_pattern(
+    embedded_warehouse: EmbeddedWarehouse, warehouse_db: str, plan: list[tuple[int, int]]
+) -> None:
+    create_model(embedded_warehouse, warehouse_db)
+    embedded_warehouse.command(f"TRUNCATE TABLE {warehouse_db}.linked_events")
+    embedded_warehouse.command(f"TRUNCATE TABLE {warehouse_db}.weekly_counts")
+    embedded_warehouse.command(f"TRUNCATE TABLE {warehouse_db}.daily_counts")
+    pool = sample_events(seed=11, weeks=3)
+    sizes: dict[int, int] = {}
+    token_salt = dt.datetime.now().isoformat()  # TRUNCATE keeps dedup hashes: fresh tokens
+    for number, rows in plan:
+        size = sizes.setdefault(number, rows)  # a replay resends the same rows
+        start = number * 40
+        batch = {k: v[start : start + size] for k, v in pool.items()}
+        embedded_warehouse.insert(
+            f"{warehouse_db}.linked_events", batch, dedup_token=f"{token_salt}/{number}"
+        )
+    expected = sum(sizes.values())
+    assert (
+        embedded_warehouse.query(f"SELECT count() FROM {warehouse_db}.linked_events").scalar()
+        == expected
+    )
+    view, raw = view_vs_raw(embedded_warehouse, warehouse_db, "weekly")
+    assert view == raw
+
+
+def test_distinct_persons_follow_merges(
+    embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
+) -> None:
+    from linkwatch.dashboards.panels import Filters
+    from linkwatch.dashboards.service import PanelService
+
+    create_model(embedded_warehouse, warehouse_db)
+    when = dt.datetime(2022, 3, 1, 10, tzinfo=dt.UTC)
+    people = ["a", "b", "c", "d"]
+    embedded_warehouse.insert(
+        f"{warehouse_db}.linked_events",
+        {
+            "event_id": [f"e{i}" for i in range(4)], "source": ["gp_consultation"] * 4,
+            "provider_id": ["GP-1"] * 4, "person_id": people, "link_outcome": ["new"] * 4,
+            "link_weight": [10.0] * 4, "codes": [["A04"]] * 4,
+            "code_groups": [code_groups_of(["A04"], when.date())] * 4, "event_time": [when] * 4,
+            "age_band": ["25_44"] * 4, "sex": ["FEMALE"] * 4, "pc4": ["9712"] * 4,
+            "region": ["Groningen"] * 4, "ses_quintile": [2] * 4, "kafka_topic": ["t"] * 4,
+            "kafka_partition": [0] * 4, "kafka_offset": [0, 1, 2, 3],
+        },
+    )  # fmt: skip
+    service = PanelService(embedded_warehouse, warehouse_db)
+    period = Filters(date_from=dt.date(2022, 1, 1), date_to=dt.date(2022, 12, 31))
+
+    def persons() -> int:
+        return int(service.run("linkage_quality", period).data.rows[0]["persons"])
+
+    assert persons() == 4
+    merged = dt.datetime(2022, 4, 1, tzinfo=dt.UTC)
+    merges = f"{warehouse_db}.person_merges"
+    embedded_warehouse.insert(
+        merges,
+        {"person_id": ["b"], "canonical_person_id": ["a"], "merged_at": [merged], "version": [1]},
+    )
+    assert persons() == 3
+    # 'a' is merged into 'c' later: the linker rewrites everyone 'a' had absorbed.
+    embedded_warehouse.insert(
+        merges,
+        {
+            "person_id": ["a", "b"],
+            "canonical_person_id": ["c", "c"],
+            "merged_at": [merged, merged],
+            "version": [2, 2],
+        },
+    )
+    assert persons() == 2
+
+
+def test_bad_database_names_are_refused() -> None:
+    with pytest.raises(ModelError, match="database"):
+        schema_statements("x; DROP TABLE y")
+
+
+def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() -> None:
+    ddl = cluster_ddl("prod", "lw")
+    local = [s for s in ddl.statements if re.match(r"CREATE TABLE IF NOT EXISTS lw\.\w+_local ", s)]
+    fronts = [s for s in ddl.statements if "ENGINE = Distributed(" in s]
+    views = [s for s in ddl.statements if s.startswith("CREATE MATERIALIZED VIEW")]
+    assert ddl.statements[0] == "CREATE DATABASE IF NOT EXISTS lw ON CLUSTER prod"
+    assert all(" ON CLUSTER prod" in s for s in ddl.statements)
+    assert len(local) == len(fronts) == 11
+    for statement in local:
+        assert re.search(
+            r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/\{shard\}/lw/", statement
+        )
+        assert "'{replica}'" in statement
+        assert "non_replicated_deduplication_window" not in statement
+    assert (
+        "ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/lw/weekly_counts', "
+        "'{replica}', events)" in ddl.script()
+    )
+    assert "Distributed(prod, lw, linked_events_local, cityHash64(event_id))" in ddl.script()
+    # Views aggregate each shard's own events into its local count table.
+    assert len(views) == 2
+    for view in views:
+        assert "TO lw.weekly_counts_local" in view or "TO lw.daily_counts_local" in view
+        assert "FROM lw.linked_events_local" in view
+    with pytest.raises(ModelError, match="cluster"):
+        cluster_ddl("prod cluster")
