@@ -2,8 +2,9 @@
 # Installs what linkwatch needs on a Debian machine, idempotently:
 #   system packages (Java 17, Maven, ClickHouse server) with apt-get, only those missing;
 #   the virtualenv .venv with linkwatch and its dev tools.
-# With --test it also installs what only the test suite needs (R and its
-# `surveillance` package, the reference the detectors are checked against).
+# With --test it also installs what only the test suite needs: R and its
+# `surveillance` package (the reference the detectors are checked against) and
+# Chromium (the dashboard's browser tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ if (( want_test )); then
   if ! command -v Rscript >/dev/null 2>&1 || ! Rscript -e 'suppressMessages(library(surveillance)); library(jsonlite)' >/dev/null 2>&1; then
     need+=(r-base-core r-cran-surveillance r-cran-jsonlite)
   fi
+  # The dashboard's browser tests drive Debian's Chromium (no browser download).
+  [[ -x /usr/bin/chromium ]] || need+=(chromium)
 fi
 
 if (( ${#need[@]} )); then
