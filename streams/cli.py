@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from linkwatch.deploy.errors import StackError
 from linkwatch.deploy.status import ComponentStatus
-from linkwatch.streams.config import ConfigError, Settings
+from linkwatch.streams.cli_support import err, fail, load_settings, out
+from linkwatch.streams.config import ConfigError
 from linkwatch.streams.warehouse import WarehouseError
-
-out = Console()
-err = Console(stderr=True)
 
 app = typer.Typer(
     name="linkwatch",
@@ -50,16 +47,6 @@ ConfigOption = Annotated[
 def _root(ctx: typer.Context, config: ConfigOption = None) -> None:
     """linkwatch: public-health surveillance on linked electronic health records."""
     ctx.obj = {"config": config}
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    config = (ctx.find_root().obj or {}).get("config")
-    return Settings.load(config)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _step_printer() -> Any:
@@ -147,12 +134,12 @@ def stack_up(
     from linkwatch.streams.stack import Stack
 
     try:
-        stack = Stack(_settings(ctx))
+        stack = Stack(load_settings(ctx))
         step = _step_printer()
         rows = stack.up(clickhouse_server=clickhouse_server, step=step)
         step.finish()
     except (StackError, ConfigError, WarehouseError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _print_status(rows, as_json)
     if not all(r.healthy for r in rows):
         raise typer.Exit(code=1)
@@ -169,9 +156,9 @@ def stack_down(ctx: typer.Context) -> None:
     from linkwatch.streams.stack import Stack
 
     try:
-        stopped = Stack(_settings(ctx)).down()
+        stopped = Stack(load_settings(ctx)).down()
     except (StackError, ConfigError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
 
 
@@ -189,9 +176,9 @@ def stack_status(
     from linkwatch.streams.stack import Stack
 
     try:
-        rows = Stack(_settings(ctx)).status()
+        rows = Stack(load_settings(ctx)).status()
     except (StackError, ConfigError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _print_status(rows, as_json)
     if not all(r.healthy for r in rows):
         raise typer.Exit(code=1)

@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+from linkwatch.streams.cli_support import fail, kafka_bootstrap, out
 
 
 def register(app: typer.Typer) -> None:
@@ -39,17 +37,14 @@ def register(app: typer.Typer) -> None:
         Example: linkwatch load-areas data/synth/areas.csv
         """
         from linkwatch.schemas.validation import ColumnMapping
-        from linkwatch.streams.config import ConfigError, Settings
-        from linkwatch.streams.kafka_clients import KafkaUnavailable
         from linkwatch.streams.publish import publish_areas
 
+        bootstrap = kafka_bootstrap(ctx)
         try:
-            settings = Settings.load((ctx.find_root().obj or {}).get("config"))
             column_mapping = ColumnMapping.load(mapping) if mapping else None
-            report = publish_areas(settings.bootstrap_servers, table, mapping=column_mapping)
-        except (ConfigError, ValueError, KafkaUnavailable) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            report = publish_areas(bootstrap, table, mapping=column_mapping)
+        except ValueError as exc:
+            raise fail(exc) from None
         out.print(f"{report.published:,} areas published to {report.topic}", highlight=False)
         for problem in report.rejected[:20]:
             out.print(f"  [yellow]rejected[/] {problem}", highlight=False)

@@ -6,11 +6,9 @@ from collections import Counter
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+from linkwatch.streams.cli_support import kafka_bootstrap, out
 
 
 def register(app: typer.Typer) -> None:
@@ -35,17 +33,9 @@ def register(app: typer.Typer) -> None:
 
         Example: linkwatch dlq show --limit 50
         """
-        from linkwatch.streams.config import Settings
         from linkwatch.streams.deadletter import read_dead_letters
-        from linkwatch.streams.kafka_clients import KafkaUnavailable, require_broker
 
-        settings = Settings.load((ctx.find_root().obj or {}).get("config"))
-        try:
-            require_broker(settings.bootstrap_servers)
-        except KafkaUnavailable as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-        letters = read_dead_letters(settings.bootstrap_servers)
+        letters = read_dead_letters(kafka_bootstrap(ctx))
         if summary:
             counts = Counter((d.stage, d.reason_code) for d in letters)
             table = Table(title=f"{len(letters):,} dead letters", title_justify="left")

@@ -8,22 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+from linkwatch.streams.cli_support import err, fail, load_settings, out
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from linkwatch.streams.publish import PublishReport
 
-out = Console()
-err = Console(stderr=True)
 
 SOURCES = ("gp_consultation", "ooh_contact", "hospital_episode")
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def register(app: typer.Typer) -> None:
@@ -119,7 +113,6 @@ def register(app: typer.Typer) -> None:
             load_secret,
         )
         from linkwatch.schemas.validation import ColumnMapping, count_records
-        from linkwatch.streams.config import ConfigError, Settings
         from linkwatch.streams.kafka_clients import KafkaUnavailable
         from linkwatch.streams.publish import (
             ProviderPublisher,
@@ -128,11 +121,11 @@ def register(app: typer.Typer) -> None:
         )
 
         if source not in SOURCES:
-            raise _fail(f"--source {source!r} is not one of {', '.join(SOURCES)}")
+            raise fail(f"--source {source!r} is not one of {', '.join(SOURCES)}")
         if fmt is not None and fmt not in ("csv", "parquet", "jsonl"):
-            raise _fail(f"--format {fmt!r} is not one of csv, parquet, jsonl")
+            raise fail(f"--format {fmt!r} is not one of csv, parquet, jsonl")
+        settings = load_settings(ctx)
         try:
-            settings = Settings.load((ctx.find_root().obj or {}).get("config"))
             secret = load_secret(secret_file)
             policy = IdentityPolicy(
                 domain=PseudonymDomain(pseudonym_domain, pseudonym_version, secret),
@@ -142,18 +135,18 @@ def register(app: typer.Typer) -> None:
             )
             column_mapping = ColumnMapping.load(mapping) if mapping else None
             as_of = date.fromisoformat(today) if today else None
-        except (ConfigError, SecretError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+        except (SecretError, ValueError) as exc:
+            raise fail(str(exc)) from None
         for path in inputs:
             if str(path) != "-" and not path.is_file():
-                raise _fail(f"input {path} does not exist or is not a file")
+                raise fail(f"input {path} does not exist or is not a file")
 
         rejects_file = RejectsFile(rejects)
         try:
             publisher = ProviderPublisher(settings.bootstrap_servers, policy, rejects=rejects_file)
         except KafkaUnavailable as exc:
             rejects_file.close()
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
 
         reports: list[PublishReport] = []
         columns = (

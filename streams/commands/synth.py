@@ -7,15 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
+from linkwatch.streams.cli_support import err, fail, out
 
 
 def register(app: typer.Typer) -> None:
@@ -81,11 +74,11 @@ def register(app: typer.Typer) -> None:
         chosen = tuple(dict.fromkeys(f.lower() for f in (formats or ["csv", "parquet"])))
         for f in chosen:
             if f not in ("csv", "parquet"):
-                raise _fail(f"--format {f!r}: expected csv or parquet")
+                raise fail(f"--format {f!r}: expected csv or parquet")
         try:
             first_day = date.fromisoformat(start)
         except ValueError:
-            raise _fail(f"--start {start!r}: expected a date as YYYY-MM-DD") from None
+            raise fail(f"--start {start!r}: expected a date as YYYY-MM-DD") from None
         try:
             signals = tuple(parse_signal(spec, i) for i, spec in enumerate(inject or [], start=1))
             config = SynthConfig(
@@ -97,7 +90,7 @@ def register(app: typer.Typer) -> None:
                 signals=signals,
             )
         except (SignalSpecError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
 
         columns = (
             TextColumn("{task.description:<34}"),
@@ -122,9 +115,9 @@ def register(app: typer.Typer) -> None:
                 progress.update(generating, description="generated", completed=1, total=1)
                 paths = write_outputs(data, out_dir, chosen, on_write)
             except SignalSpecError as exc:
-                raise _fail(str(exc)) from None
+                raise fail(str(exc)) from None
             except OSError as exc:
-                raise _fail(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+                raise fail(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
 
         pop = data.population
         infected = int((pop.infection_day >= 0).sum())

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+from linkwatch.streams.cli_support import kafka_bootstrap, out
 
 
 def register(app: typer.Typer) -> None:
@@ -26,17 +24,9 @@ def register(app: typer.Typer) -> None:
 
         Example: linkwatch topics create
         """
-        from linkwatch.streams.config import Settings
-        from linkwatch.streams.kafka_clients import KafkaUnavailable, require_broker
         from linkwatch.streams.topics import ALL_TOPICS, ensure_topics
 
-        settings = Settings.load((ctx.find_root().obj or {}).get("config"))
-        try:
-            require_broker(settings.bootstrap_servers)
-            created = ensure_topics(settings.bootstrap_servers)
-        except KafkaUnavailable as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+        created = ensure_topics(kafka_bootstrap(ctx))
         for spec in ALL_TOPICS:
             mark = "[green]created[/]" if spec.name in created else "exists "
             out.print(
@@ -55,22 +45,16 @@ def register(app: typer.Typer) -> None:
 
         Example: linkwatch topics list
         """
-        from linkwatch.streams.config import Settings
-        from linkwatch.streams.kafka_clients import KafkaUnavailable, make_admin, require_broker
+        from linkwatch.streams.kafka_clients import make_admin
         from linkwatch.streams.topics import ALL_TOPICS, describe_topics
 
-        settings = Settings.load((ctx.find_root().obj or {}).get("config"))
-        try:
-            require_broker(settings.bootstrap_servers)
-        except KafkaUnavailable as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+        bootstrap = kafka_bootstrap(ctx)
         names = [s.name for s in ALL_TOPICS]
         if all_topics:
-            present = make_admin(settings.bootstrap_servers).list_topics(timeout=10).topics
+            present = make_admin(bootstrap).list_topics(timeout=10).topics
             names += sorted(n for n in present if n not in names and not n.startswith("__"))
-        states = {s.name: s for s in describe_topics(settings.bootstrap_servers, names)}
-        table = Table(title=f"Kafka topics at {settings.bootstrap_servers}", title_justify="left")
+        states = {s.name: s for s in describe_topics(bootstrap, names)}
+        table = Table(title=f"Kafka topics at {bootstrap}", title_justify="left")
         for col in ("topic", "partitions", "messages", "configuration"):
             table.add_column(col)
         for name in names:
