@@ -1,1 +1,1 @@
-"""Probabilistic (Fellegi–Sunter) record linkage of identity records across providers."""
+"""Probabilistic (Fellegi-Sunter) record linkage of identity records across providers."""

@@ -1,0 +1,167 @@
+"""Dashboard panel latency on a large synthetic warehouse: materialized views against raw rows.
+
+Fills an embedded (chDB) warehouse in a temporary directory with N synthetic linked
+events (generated inside ClickHouse: three years, every stratum, realistic code mix) and
+the area tables, then measures every panel as the dashboard runs it (SQL + disclosure
+control, ``PanelService.run``) over its default period, p50 and p95 of repeated runs.
+For the panels that read the pre-aggregated weekly or daily counts it also runs the same
+SQL against the raw ``linked_events`` rows, and prints the ratio raw / view.
+
+Usage: python bench/bench_panels.py [events ...]     (default: 10000000)
+Targets: p95 <= 100 ms at 10M events, <= 300 ms at 100M. Never fails on time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from linkwatch.dashboards.code_groups import code_groups_of
+from linkwatch.dashboards.model import create_model
+from linkwatch.dashboards.panels import PANELS, Filters, panel_sql
+from linkwatch.dashboards.regions import PC4_RANGES
+from linkwatch.dashboards.service import PanelService
+from linkwatch.streams.warehouse import EmbeddedWarehouse
+
+DB = "bench"
+CODES = (
+    "R05",
+    "A04",
+    "R02",
+    "P20",
+    "K04",
+    "N16",
+    "R74",
+    "R83",
+    "A03",
+    "L18",
+    "N01",
+    "P06",
+    "U07.1",
+    "U09.9",
+)
+RUNS = 15
+RAW_WEEKLY = (
+    "(SELECT iso_week AS week, "
+    "arrayJoin(arrayConcat(['all'], arrayDistinct(CAST(code_groups, 'Array(String)')))) "
+    "AS code_group, "
+    "source, region, age_band, sex, ses_quintile, toUInt64(1) AS events FROM {db}.linked_events)"
+)
+RAW_DAILY = RAW_WEEKLY.replace("iso_week AS week", "event_date AS day")
+
+
+def _sql_text(values: list[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "\\'") + "'" for v in values) + "]"
+
+
+def fill(wh: EmbeddedWarehouse, events: int) -> float:
+    """Generate ``events`` linked events and the area tables; return the seconds it took."""
+    start = time.perf_counter()
+    create_model(wh, DB)
+    on = __import__("datetime").date(2022, 6, 1)
+    groups = "map(" + ", ".join(f"'{c}', {_sql_text(code_groups_of([c], on))}" for c in CODES) + ")"
+    region = (
+        "multiIf("
+        + ", ".join(f"pc4n <= {last}, '{prov}'" for _, last, prov in PC4_RANGES)
+        + ", '')"
+    )
+    span = 3 * 365 * 86400
+    wh.command(
+        f"""
+        INSERT INTO {DB}.linked_events
+            (event_id, source, provider_id, person_id, link_outcome, link_weight, codes,
+             code_groups,
+             event_time, age_band, sex, pc4, region, ses_quintile, kafka_topic, kafka_partition,
+             kafka_offset)
+        SELECT
+            toString(number) AS event_id,
+            multiIf(h % 100 < 80, 'gp_consultation',
+                    h % 100 < 95, 'ooh_contact', 'hospital_episode'),
+            concat('P-', toString(h % 500)),
+            concat('P', toString(cityHash64(number, 3) % {max(1, events // 4)})),
+            if(h % 10 = 0, 'new', 'linked'),
+            toFloat32(12.5),
+            [code],
+            {groups}[code],
+            toDateTime64('2020-01-01 00:00:00', 3, 'UTC')
+                + toIntervalSecond(intDiv(number * {span}, {events})),
+            ['0_14', '15_24', '25_44', '45_64', '65_plus'][1 + cityHash64(number, 5) % 5],
+            ['MALE', 'FEMALE'][1 + cityHash64(number, 6) % 2],
+            toString(pc4n),
+            {region},
+            toUInt8(1 + (pc4n * 7) % 5),
+            'ehr.gp.v1',
+            toUInt32(number % 4),
+            number
+        FROM
+        (
+            SELECT number, cityHash64(number, 1) AS h,
+                   1000 + cityHash64(number, 7) % 9000 AS pc4n,
+                   {_sql_text(list(CODES))}[1 + cityHash64(number, 4) % {len(CODES)}] AS code
+            FROM numbers({events})
+        )
+        SETTINGS max_insert_threads = 2
+        """
+    )
+    wh.command(
+        f"""
+        INSERT INTO {DB}.areas (pc4, year, region, ses_quintile, ses_woa_mean, households)
+        SELECT toString(pc4n), 2022, {region}, toUInt8(1 + (pc4n * 7) % 5), 0.0, 1000
+        FROM (SELECT 1000 + number AS pc4n FROM numbers(9000))
+        """
+    )
+    wh.command(
+        f"""
+        INSERT INTO {DB}.area_population (pc4, year, age_band, sex, population)
+        SELECT toString(1000 + intDiv(number, 10)), 2022,
+               ['0_14', '15_24', '25_44', '45_64', '65_plus'][1 + intDiv(number % 10, 2)],
+               ['MALE', 'FEMALE'][1 + number % 2], toUInt32(200)
+        FROM numbers(90000)
+        """
+    )
+    return time.perf_counter() - start
+
+
+def timed(run: object) -> tuple[float, float]:
+    samples = []
+    for _ in range(RUNS):
+        t = time.perf_counter()
+        run()  # type: ignore[operator]
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+
+
+def bench_size(events: int) -> None:
+    path = Path(tempfile.mkdtemp(prefix="linkwatch-bench-panels-"))
+    with EmbeddedWarehouse(path) as wh:
+        seconds = fill(wh, events)
+        print(f"\n== {events:,} events (loaded in {seconds:.1f} s, chDB {wh.version()})")
+        service = PanelService(wh, DB)
+        filters = Filters(*service.default_period())
+        params = filters.params()
+        head = f"{'panel':<20} {'p50 ms':>8} {'p95 ms':>8}   {'raw p50':>8} {'raw p95':>8}"
+        print(f"{head} {'raw/view':>9}")
+        for p in PANELS:
+            p50, p95 = timed(lambda name=p.name: service.run(name, filters))
+            sql = panel_sql(p, DB)
+            raw = ""
+            if f"{DB}.weekly_counts" in sql or f"{DB}.daily_counts" in sql:
+                raw_sql = sql.replace(f"{DB}.weekly_counts", RAW_WEEKLY.format(db=DB))
+                raw_sql = raw_sql.replace(f"{DB}.daily_counts", RAW_DAILY.format(db=DB))
+                r50, r95 = timed(lambda s=raw_sql: wh.query(s, params))
+                raw = f"{r50:>8.1f} {r95:>8.1f} {r50 / p50:>8.1f}x"
+            print(f"{p.name:<20} {p50:>8.1f} {p95:>8.1f}   {raw}")
+
+
+def main(sizes: list[int]) -> None:
+    # chDB opens one directory per process at a time: each size closes its warehouse first.
+    for events in sizes:
+        bench_size(events)
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [10_000_000])

@@ -1,0 +1,436 @@
+"""Incremental clustering: each new record joins a person, starts one, or merges two.
+
+:class:`LinkageEngine` holds every identity it has seen (a :class:`RecordStore` of interned
+codes), a :class:`BlockingIndex` and the person of each record (union-find over person
+numbers). Adding a record:
+
+1. finds candidate records through the blocking index;
+2. scores each candidate pair with the Fellegi-Sunter model (with term-frequency adjustment);
+3. links the record to every person with a candidate scoring at or above the link threshold.
+   With one such person the record joins it; with none it starts a new person; with several,
+   those persons are one person after all: they are merged into the oldest, and a
+   :class:`MergeEvent` (old id → surviving id) tells downstream stores to follow. Pairs in the
+   grey zone between review and link thresholds go to the review queue.
+
+Because a link depends only on the pair of records (not on the clusters built so far), the
+persons at the end are the connected components of the above-threshold pairs that blocking
+reaches: the same whatever order the records arrive in.
+
+Records with nothing to link on (no name, no date of birth, no national id) become persons of
+their own and are counted.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from linkwatch.linkage.blocking import BlockingIndex, BlockingStats
+from linkwatch.linkage.comparisons import CompiledComparisons
+from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
+from linkwatch.linkage.record_store import EncodedRecord, RecordStore
+from linkwatch.linkage.standardise import StandardRecord
+
+
+@dataclass(frozen=True, slots=True)
+class MergeEvent:
+    """Two persons turned out to be one: ``old_person`` is now ``surviving_person``."""
+
+    old_person: str
+    surviving_person: str
+    record_id: str
+    match_weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPair:
+    """A grey-zone pair for clerical review."""
+
+    record_id: str
+    candidate_record_id: str
+    match_weight: float
+    match_probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """What happened to one added record."""
+
+    record_id: str
+    person_id: str
+    status: str  # "linked", "new", "merged" or "unlinkable"
+    match_weight: float | None
+    candidates: int
+    merges: tuple[MergeEvent, ...] = ()
+    review: tuple[ReviewPair, ...] = ()
+
+
+@dataclass(slots=True)
+class EngineCounts:
+    """Running counts of the engine's decisions."""
+
+    records: int = 0
+    linked: int = 0
+    new_persons: int = 0
+    merges: int = 0
+    unlinkable: int = 0
+    review_pairs: int = 0
+    pairs_scored: int = 0
+
+
+def person_label(number: int) -> str:
+    """The external id of a person number."""
+    return f"P{number:09d}"
+
+
+class LinkageEngine:
+    """The online linkage engine: add one record at a time, get its person."""
+
+    def __init__(self, model: FellegiSunterModel, store: RecordStore | None = None) -> None:
+        self.model = model
+        self.store = store if store is not None else RecordStore()
+        self.index = BlockingIndex(model.passes, model.block_cap)
+        self.comparisons = CompiledComparisons(model.specs, self.store)
+        self.counts = EngineCounts()
+        # record row → person number at the time the record was added; person → parent person.
+        self._record_person = array("i")
+        self._parent = array("i")
+        self._weights = model.level_weights()
+        self._link_weight = model.link_weight
+        self._review_weight = model.review_weight
+        self._prior_weight = model.prior_weight
+        # (comparison, level, column, u) of every level with term-frequency adjustment.
+        self._tf: list[tuple[int, int, str, float]] = [
+            (k, index, lvl.spec.tf_column, lvl.u)
+            for k, comparison in enumerate(model.comparisons)
+            for index, lvl in enumerate(comparison.levels)
+            if lvl.spec.tf_column
+        ]
+        #: Candidate sets at least this large are scored with numpy rather than pair by pair.
+        self.vector_threshold = 40
+        #: Called with (row, candidate row, match weight) for every scored pair, when set.
+        self.pair_sink: Callable[[int, int, float], None] | None = None
+
+    # --- persons ------------------------------------------------------------------------
+
+    def _find(self, person: int) -> int:
+        parent = self._parent
+        root = person
+        while parent[root] != root:
+            root = parent[root]
+        while parent[person] != root:  # path compression
+            parent[person], person = root, parent[person]
+        return root
+
+    def person_of_row(self, row: int) -> str:
+        """The current person id of a stored record."""
+        return person_label(self._find(self._record_person[row]))
+
+    def person_ids(self) -> list[str]:
+        """Current person id of every stored record, by row."""
+        return [person_label(self._find(p)) for p in self._record_person]
+
+    def _new_person(self) -> int:
+        number = len(self._parent)
+        self._parent.append(number)
+        return number
+
+    # --- scoring ------------------------------------------------------------------------
+
+    def score(self, i: int, j: int) -> float:
+        """Match weight of two stored records, with term-frequency adjustment."""
+        levels = self.comparisons.levels(i, j)
+        weight = self._prior_weight
+        for w, index in zip(self._weights, levels, strict=True):
+            weight += w[index]
+        for k, level_index, column, u in self._tf:
+            if levels[k] == level_index:
+                weight += self._tf_adjustment(column, self.store.columns[column][i], u)
+        return weight
+
+    def _tf_adjustment(self, column: str, code: int, u: float) -> float:
+        """Weight correction for agreeing on one value rather than on an average value.
+
+        Agreeing on a value that a share f of records hold has u = f instead of the level's u.
+        f is smoothed towards u with ``tf_smoothing`` pseudo-records, so that small counts
+        (the first records of an online engine) change little.
+        """
+        store = self.store
+        count = store.value_counts[column].get(code, 0)
+        total = store.non_missing.get(column, 0)
+        smoothing = self.model.tf_smoothing
+        if total + smoothing <= 0:
+            return 0.0
+        frequency = (count + smoothing * u) / (total + smoothing)
+        return math.log2(u / max(frequency, self.model.tf_minimum))
+
+    def score_many(self, row: int, candidates: Sequence[int]) -> list[float]:
+        """Match weights of one stored record against many (numpy, same result as :meth:`score`)."""
+        import numpy as np
+
+        right = np.asarray(candidates, dtype=np.int64)
+        left = np.full(len(right), row, dtype=np.int64)
+        matrix = self.comparisons.matrix_for(left, right)
+        weights = np.full(len(right), self._prior_weight)
+        for k, w in enumerate(self._weights):
+            weights += np.asarray(w)[matrix[:, k]]
+        for k, level_index, column, u in self._tf:
+            hit = matrix[:, k] == level_index
+            if hit.any():
+                weights[hit] += self._tf_adjustment(column, self.store.columns[column][row], u)
+        return [float(w) for w in weights]
+
+    def explain(self, i: int, j: int) -> list[tuple[str, str, float]]:
+        """Per comparison: (name, level label, weight) for a pair of stored records."""
+        levels = self.comparisons.levels(i, j)
+        return [
+            (c.spec.name, c.levels[index].spec.label, c.levels[index].weight)
+            for c, index in zip(self.model.comparisons, levels, strict=True)
+        ]
+
+    # --- adding -------------------------------------------------------------------------
+
+    def add(self, record: StandardRecord, count_terms: bool = True) -> LinkResult:
+        """Add one record; return its person and any merges and review pairs.
+
+        ``count_terms=False`` leaves the term-frequency counts alone, for records already
+        counted with :meth:`prime_term_frequencies`.
+        """
+        row, candidates = self._index_record(record, count_terms=count_terms)
+        if candidates is None:
+            return self._unlinkable(record.record_id)
+        if len(candidates) >= self.vector_threshold:
+            weights = self.score_many(row, candidates)
+        else:
+            weights = [self.score(row, candidate) for candidate in candidates]
+        return self._decide(record.record_id, row, candidates, weights)
+
+    def _index_record(
+        self, record: StandardRecord, count_terms: bool, encoded: EncodedRecord | None = None
+    ) -> tuple[int, list[int] | None]:
+        """Store a record and find its candidates (None when it has nothing to link on)."""
+        row = self.store.append(encoded or self.store.encode(record), count_terms=count_terms)
+        self.counts.records += 1
+        if not record.has_linkable_content:
+            return row, None
+        keys = self.index.keys(record)
+        candidates = sorted(self.index.candidates(keys))
+        self.index.add(keys, row)
+        self.counts.pairs_scored += len(candidates)
+        return row, candidates
+
+    def _unlinkable(self, record_id: str) -> LinkResult:
+        person = self._new_person()
+        self._record_person.append(person)
+        self.counts.unlinkable += 1
+        self.counts.new_persons += 1
+        return LinkResult(record_id, person_label(person), "unlinkable", None, 0)
+
+    def _decide(
+        self, record_id: str, row: int, candidates: Sequence[int], weights: Sequence[float]
+    ) -> LinkResult:
+        """Link, start a person or merge, from the scored candidates of a stored record."""
+        if self.pair_sink is not None:
+            for candidate, weight in zip(candidates, weights, strict=True):
+                self.pair_sink(row, candidate, weight)
+        best_by_root: dict[int, float] = {}
+        grey: list[tuple[int, float]] = []
+        best_weight: float | None = None
+        for candidate, weight in zip(candidates, weights, strict=True):
+            if best_weight is None or weight > best_weight:
+                best_weight = weight
+            if weight >= self._link_weight:
+                root = self._find(self._record_person[candidate])
+                if weight > best_by_root.get(root, -math.inf):
+                    best_by_root[root] = weight
+            elif weight >= self._review_weight:
+                grey.append((candidate, weight))
+        # A grey-zone pair with a record of a person linked anyway needs no review.
+        review = tuple(
+            ReviewPair(
+                record_id, self.store.record_ids[candidate], weight, 1.0 / (1.0 + 2.0 ** (-weight))
+            )
+            for candidate, weight in grey
+            if self._find(self._record_person[candidate]) not in best_by_root
+        )
+        self.counts.review_pairs += len(review)
+
+        if not best_by_root:
+            person = self._new_person()
+            self._record_person.append(person)
+            self.counts.new_persons += 1
+            return LinkResult(
+                record_id, person_label(person), "new", best_weight, len(candidates), (), review
+            )
+
+        surviving = min(best_by_root)  # the oldest person keeps its id
+        merges: list[MergeEvent] = []
+        for root in sorted(best_by_root):
+            if root == surviving:
+                continue
+            self._parent[root] = surviving
+            merges.append(
+                MergeEvent(
+                    person_label(root), person_label(surviving), record_id, best_by_root[root]
+                )
+            )
+        self._record_person.append(surviving)
+        self.counts.linked += 1
+        self.counts.merges += len(merges)
+        return LinkResult(
+            record_id,
+            person_label(surviving),
+            "merged" if merges else "linked",
+            best_weight,
+            len(candidates),
+            tuple(merges),
+            review,
+        )
+
+    def add_batch(
+        self,
+        records: Sequence[StandardRecord],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[LinkResult]:
+        """Add records in the given order; the same decisions as :meth:`add` one by one.
+
+        Term frequencies are counted over the whole batch first, so that the weight of a
+        name agreement does not depend on where in the batch a record comes. The batch is
+        indexed first (each record meets the candidates that :meth:`add` would give it: the
+        records before it), all candidate pairs are then scored at once with numpy, and the
+        link decisions are taken record by record in order.
+        """
+        import numpy as np
+
+        encoded = [self.store.encode(record) for record in records]
+        for values in encoded:
+            self.store.count_terms(values.values)
+        staged = [
+            self._index_record(record, count_terms=False, encoded=codes)
+            for record, codes in zip(records, encoded, strict=True)
+        ]
+        del encoded
+        left = np.fromiter((row for row, cands in staged if cands for _ in cands), dtype=np.int64)
+        right = np.fromiter((c for _, cands in staged if cands for c in cands), dtype=np.int64)
+        weights = self._score_pairs(left, right)
+        results: list[LinkResult] = []
+        offset = 0
+        for n, (record, (row, candidates)) in enumerate(zip(records, staged, strict=True), 1):
+            if candidates is None:
+                results.append(self._unlinkable(record.record_id))
+            else:
+                chunk = weights[offset : offset + len(candidates)]
+                offset += len(candidates)
+                results.append(self._decide(record.record_id, row, candidates, chunk))
+            if progress is not None and n % 1000 == 0:
+                progress(1000)
+        if progress is not None:
+            progress(len(records) % 1000)
+        return results
+
+    def prime_term_frequencies(self, records: Iterable[StandardRecord]) -> None:
+        """Count the names of records that will be added, before they are."""
+        for record in records:
+            self.store.count_terms(self.store.encode(record).values)
+
+    def _score_pairs(self, left: Any, right: Any) -> list[float]:
+        """Match weights of many stored pairs (left[n], right[n]), with numpy."""
+        import numpy as np
+
+        out: list[float] = []
+        step = 200_000
+        for start in range(0, len(left), step):
+            lo, hi = left[start : start + step], right[start : start + step]
+            matrix = self.comparisons.matrix_for(lo, hi)
+            weights = np.full(len(lo), self._prior_weight)
+            for k, w in enumerate(self._weights):
+                weights += np.asarray(w)[matrix[:, k]]
+            for k, level_index, column, u in self._tf:
+                hits = np.flatnonzero(matrix[:, k] == level_index)
+                if len(hits):
+                    column_values = np.frombuffer(self.store.columns[column], dtype=np.int32)
+                    values = column_values[lo[hits]]
+                    del column_values  # release the buffer so the store can grow again
+                    unique, inverse = np.unique(values, return_inverse=True)
+                    adjust = np.array([self._tf_adjustment(column, int(v), u) for v in unique])
+                    weights[hits] += adjust[inverse]
+            out.extend(weights.tolist())
+        return out
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the engine's structures (store, vocabulary, index, persons, memo).
+
+        Counted with ``sys.getsizeof`` over every container and its items, so it is what the
+        engine itself holds, apart from the interpreter and allocator overheads.
+        """
+        import sys
+
+        size = sys.getsizeof
+        total = sum(size(col) for col in self.store.columns.values())
+        total += size(self.store.record_ids) + sum(size(r) for r in self.store.record_ids)
+        vocabulary = self.store.vocabulary
+        total += size(vocabulary._codes) + size(vocabulary._strings)
+        total += sum(size(s) for s in vocabulary._strings) + size(vocabulary._first_letters)
+        for counts in self.store.value_counts.values():
+            total += size(counts) + sum(size(k) + size(v) for k, v in counts.items())
+        total += size(self._record_person) + size(self._parent)
+        for blocks in self.index._blocks:
+            total += size(blocks) + sum(size(k) + size(v) for k, v in blocks.items())
+        return total
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """The persons of a batch of records, in input order, with the engine's counts."""
+
+    record_ids: list[str]
+    person_ids: list[str]
+    merges: list[MergeEvent] = field(default_factory=list)
+    review: list[ReviewPair] = field(default_factory=list)
+    counts: EngineCounts = field(default_factory=EngineCounts)
+    #: Every scored pair as (record id, candidate record id, match weight), when collected.
+    pairs: list[tuple[str, str, float]] = field(default_factory=list)
+    #: Blocks that outgrew the size cap, and lookups that met one.
+    blocking: BlockingStats = field(default_factory=BlockingStats)
+
+
+def link_batch(
+    records: Sequence[StandardRecord],
+    model: FellegiSunterModel,
+    shuffle_seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    collect_pairs: bool = False,
+) -> BatchResult:
+    """Run the incremental engine over a batch (in order, or shuffled with a seed).
+
+    The result lists records in their input order, whatever order they were processed in.
+    """
+    order = list(range(len(records)))
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(order)
+    engine = LinkageEngine(model)
+    scored: list[tuple[int, int, float]] = []
+    if collect_pairs:
+        engine.pair_sink = lambda row, candidate, weight: scored.append((row, candidate, weight))
+    results = engine.add_batch([records[i] for i in order], progress)
+    ids = engine.store.record_ids
+    pairs = [(ids[row], ids[candidate], weight) for row, candidate, weight in scored]
+    merges = [m for r in results for m in r.merges]
+    review = [p for r in results for p in r.review]
+    final = engine.person_ids()
+    person_by_input = [""] * len(records)
+    for row, i in enumerate(order):
+        person_by_input[i] = final[row]
+    return BatchResult(
+        [r.record_id for r in records],
+        person_by_input,
+        merges,
+        review,
+        engine.counts,
+        pairs,
+        engine.index.stats,
+    )

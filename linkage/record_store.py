@@ -1,0 +1,174 @@
+"""A compact, column-wise store of standardised identity records.
+
+The online engine keeps every identity it has seen in memory, so a record is stored as a row of
+small integers: strings are interned once in a shared vocabulary and the row holds their codes
+(``0`` means missing). Columns are ``array('i')``: four bytes a value, and an index returns a
+plain ``int`` quickly, which is what the pair-by-pair comparison loop needs.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from linkwatch.linkage.standardise import StandardRecord
+
+#: Columns holding vocabulary codes (0 = missing).
+STRING_COLUMNS: tuple[str, ...] = (
+    "source",
+    "national_id",
+    "given_name",
+    "initials",
+    "family_name",
+    "family_part1",
+    "family_part2",
+    "postcode",
+    "pc4",
+    "house_addition",
+    "city",
+    "street",
+)
+#: Columns holding small integers (0 = missing).
+INT_COLUMNS: tuple[str, ...] = ("birth_year", "birth_month", "birth_day", "sex", "house_number")
+COLUMNS: tuple[str, ...] = STRING_COLUMNS + INT_COLUMNS
+
+SEX_CODES = {"M": 1, "F": 2}
+
+
+class Vocabulary:
+    """Interns strings to positive integer codes; code 0 stands for missing."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+        self._strings: list[str] = [""]
+        self._first_letters = array("i", [0])
+
+    def code(self, value: str | None) -> int:
+        """The code of a string, adding it when new (None and "" are 0)."""
+        if not value:
+            return 0
+        found = self._codes.get(value)
+        if found is None:
+            found = len(self._strings)
+            self._codes[value] = found
+            self._strings.append(value)
+            self._first_letters.append(ord(value[0]))
+        return found
+
+    def first_letters(self, codes: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
+        """The first character (as a code point) of the strings with these codes (0: missing)."""
+        letters = np.frombuffer(self._first_letters, dtype=np.int32)
+        return letters[codes]
+
+    def lookup(self, value: str) -> int:
+        """The code of a known string, or -1 when it was never seen (without adding it)."""
+        return self._codes.get(value, -1)
+
+    def string(self, code: int) -> str:
+        """The string behind a code."""
+        return self._strings[code]
+
+    def __len__(self) -> int:
+        return len(self._strings)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRecord:
+    """One record's codes, in :data:`COLUMNS` order (used before it is appended to a store)."""
+
+    record_id: str
+    values: tuple[int, ...]
+
+
+class RecordStore:
+    """Column-wise storage of encoded records, addressed by a dense row number."""
+
+    def __init__(self) -> None:
+        self.vocabulary = Vocabulary()
+        self.columns: dict[str, array[int]] = {name: array("i") for name in COLUMNS}
+        self.record_ids: list[str] = []
+        # Value counts per column for term-frequency adjustment (code → count).
+        self.value_counts: dict[str, dict[int, int]] = {
+            "given_name": {},
+            "family_name": {},
+            "city": {},
+            "street": {},
+        }
+        self.non_missing: dict[str, int] = dict.fromkeys(self.value_counts, 0)
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+    def encode(self, record: StandardRecord) -> EncodedRecord:
+        """Turn a standardised record into its row of codes (interning new strings)."""
+        code = self.vocabulary.code
+        parts = record.family_parts
+        values = (
+            code(record.source),
+            code(record.national_id),
+            code(record.given_name),
+            code(record.initials),
+            code(record.family_name),
+            code(parts[0]) if parts else 0,
+            code(parts[1]) if len(parts) > 1 else 0,
+            code(record.postcode),
+            code(record.pc4),
+            code(record.house_addition),
+            code(record.city),
+            code(record.street),
+            record.birth_year or 0,
+            record.birth_month or 0,
+            record.birth_day or 0,
+            SEX_CODES.get(record.sex or "", 0),
+            record.house_number or 0,
+        )
+        return EncodedRecord(record.record_id, values)
+
+    def append(self, encoded: EncodedRecord, count_terms: bool = True) -> int:
+        """Append an encoded record and return its row number."""
+        for name, value in zip(COLUMNS, encoded.values, strict=True):
+            self.columns[name].append(value)
+        self.record_ids.append(encoded.record_id)
+        if count_terms:
+            self.count_terms(encoded.values)
+        return len(self.record_ids) - 1
+
+    def count_terms(self, values: tuple[int, ...]) -> None:
+        """Add one record's values to the term-frequency counts."""
+        for name, counts in self.value_counts.items():
+            value = values[_COLUMN_INDEX[name]]
+            if value:
+                counts[value] = counts.get(value, 0) + 1
+                self.non_missing[name] += 1
+
+    def extend(self, records: Iterable[StandardRecord]) -> None:
+        """Append many records."""
+        for record in records:
+            self.append(self.encode(record))
+
+    def term_frequency(self, column: str, code: int) -> float:
+        """Share of non-missing values of ``column`` equal to ``code`` (0.0 when unknown)."""
+        total = self.non_missing.get(column, 0)
+        if not total:
+            return 0.0
+        return self.value_counts[column].get(code, 0) / total
+
+    def string(self, column: str, row: int) -> str:
+        """The string value of a string column at a row ("" when missing)."""
+        return self.vocabulary.string(self.columns[column][row])
+
+    def nbytes(self) -> int:
+        """Bytes held by the column arrays (not the vocabulary or record ids)."""
+        return sum(col.itemsize * len(col) for col in self.columns.values())
+
+
+_COLUMN_INDEX = {name: i for i, name in enumerate(COLUMNS)}
+
+
+def column_index(name: str) -> int:
+    """Position of a column in an encoded row."""
+    return _COLUMN_INDEX[name]

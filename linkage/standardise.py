@@ -1,0 +1,405 @@
+"""Standardisation of identity fields before blocking and comparison.
+
+Every provider writes names, dates, postcodes and house numbers its own way. This module turns
+one raw identity record into a :class:`StandardRecord` whose fields compare cleanly:
+
+* names lose case, diacritics and punctuation; Dutch tussenvoegsels (``van``, ``de``,
+  ``van der``, ``ter`` ...) are separated from the surname, double surnames
+  (``Jansen-de Vries``) are split into parts, and initials (``J.P.``) are recognised;
+* dates of birth are read from several formats, including a birth year on its own;
+* sex is reduced to ``M``/``F`` (unknown is missing, not a third value);
+* postcodes become ``1234AB`` with the 4-digit area (PC4) derived, house numbers are split into
+  number and addition.
+
+Values that cannot be read are reported as :class:`StandardisationIssue` with the record id and
+field, and are treated as missing, so a bad field never becomes a disagreement.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+#: Dutch (and a few neighbouring) surname prefixes. A prefix never decides a match on its
+#: own: "van der Berg" and "Berg" are the same surname written two ways.
+TUSSENVOEGSELS: frozenset[str] = frozenset(
+    {
+        "van", "de", "der", "den", "het", "t", "ter", "ten", "te", "in", "op", "uit", "aan",
+        "bij", "onder", "over", "tot", "voor", "la", "le", "du", "d", "von", "zu", "vom", "zum",
+        "del", "della", "di", "da", "dos", "das", "do", "el", "al", "l", "s",
+    }
+)  # fmt: skip
+
+_PUNCT = re.compile(r"[^a-z0-9\- ]+")
+_SPACES = re.compile(r"\s+")
+_POSTCODE_PC6 = re.compile(r"^([1-9][0-9]{3})([A-Z]{2})$")
+_POSTCODE_PC4 = re.compile(r"^([0-9]{4})$")
+_HOUSE_NUMBER = re.compile(r"^([0-9]{1,6})\s*[-/ ]?\s*([A-Z0-9]{0,6})$")
+_DATE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"), "ymd"),
+    (re.compile(r"^(\d{4})(\d{2})(\d{2})$"), "ymd"),
+    (re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$"), "ymd"),
+    (re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$"), "dmy"),
+    (re.compile(r"^(\d{4})$"), "y"),
+)
+_SEX_VALUES: dict[str, str | None] = {
+    "m": "M", "male": "M", "man": "M", "1": "M", "mannelijk": "M", "h": "M", "homme": "M",
+    "f": "F", "female": "F", "v": "F", "vrouw": "F", "2": "F", "vrouwelijk": "F", "femme": "F",
+    "w": "F", "woman": "F",
+    "u": None, "o": None, "x": None, "0": None, "9": None, "unknown": None, "onbekend": None,
+}  # fmt: skip
+
+#: Birth years outside this range are reported as malformed: they are typing errors.
+MIN_BIRTH_YEAR = 1880
+MAX_BIRTH_YEAR = 2035
+
+
+@dataclass(frozen=True, slots=True)
+class StandardisationIssue:
+    """A value that could not be read; the field is treated as missing (or kept partially)."""
+
+    record_id: str
+    field: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"record {self.record_id}: field {self.field} = {self.value!r}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One identity record as a provider sent it (empty string or None = missing)."""
+
+    record_id: str
+    source: str = ""
+    national_id: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    date_of_birth: str | None = None
+    sex: str | None = None
+    postcode: str | None = None
+    house_number: str | None = None
+    city: str | None = None
+    street: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StandardRecord:
+    """An identity record with every field in its comparable form (None = missing)."""
+
+    record_id: str
+    source: str
+    national_id: str | None = None
+    given_name: str | None = None
+    initials: str | None = None
+    family_name: str | None = None
+    family_parts: tuple[str, ...] = ()
+    tussenvoegsel: str | None = None
+    birth_year: int | None = None
+    birth_month: int | None = None
+    birth_day: int | None = None
+    sex: str | None = None
+    postcode: str | None = None
+    pc4: str | None = None
+    house_number: int | None = None
+    house_addition: str | None = None
+    city: str | None = None
+    street: str | None = None
+    issues: tuple[StandardisationIssue, ...] = field(default=(), compare=False)
+
+    @property
+    def has_linkable_content(self) -> bool:
+        """True when the record carries a name or a date of birth or a national id.
+
+        A record with none of these cannot be told apart from thousands of others; it
+        becomes a person of its own rather than a guess.
+        """
+        return bool(
+            self.national_id
+            or self.family_name
+            or self.given_name
+            or (self.birth_year is not None and self.birth_month is not None)
+        )
+
+
+def _blank(value: str | None) -> bool:
+    return value is None or not value.strip() or value.strip().lower() in {"nan", "none", "null"}
+
+
+@lru_cache(maxsize=20_000)
+def fold_text(value: str) -> str:
+    """Lower-case, strip diacritics and punctuation, collapse spaces ("Ém'ma Þór" → "emma thor")."""
+    text = value.replace("ß", "ss").replace("Þ", "th").replace("þ", "th").replace("ø", "o")
+    text = text.replace("Ø", "o").replace("æ", "ae").replace("Æ", "ae").replace("ĳ", "ij")
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    # An apostrophe joins ("d'Hondt" → "dhondt", "'t Hart" → "t hart" via the space rule).
+    text = text.replace("'", "").replace("`", "").replace("\u00b4", "")
+    text = _PUNCT.sub(" ", text.replace(".", " ").replace(",", " ").replace("_", " "))
+    text = re.sub(r"\s*-\s*", "-", text).strip("- ")
+    return _SPACES.sub(" ", text).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyName:
+    """A surname split into its parts, with its prefix (tussenvoegsel) kept apart."""
+
+    name: str | None
+    parts: tuple[str, ...]
+    tussenvoegsel: str | None
+
+
+@lru_cache(maxsize=20_000)
+def standardise_family_name(value: str) -> FamilyName:
+    """Split a surname into parts without their prefixes.
+
+    "van der Berg" → name "berg", prefix "van der"; "Jansen-de Vries" → parts
+    ("jansen", "vries"); "Vries, de" (register order) → "vries" with prefix "de".
+    """
+    text = fold_text(value)
+    if not text:
+        return FamilyName(None, (), None)
+    parts: list[str] = []
+    prefixes: list[str] = []
+    for chunk in text.split("-"):
+        tokens = chunk.split()
+        current: list[str] = []
+        pending_prefix: list[str] = []
+        for token in tokens:
+            if token in TUSSENVOEGSELS:
+                # A prefix after a surname word starts a new part ("jansen de vries").
+                if current:
+                    parts.append(" ".join(current))
+                    current = []
+                pending_prefix.append(token)
+            else:
+                if pending_prefix and not parts and not prefixes:
+                    prefixes.append(" ".join(pending_prefix))
+                pending_prefix = []
+                current.append(token)
+        if current:
+            parts.append(" ".join(current))
+        elif pending_prefix and not parts:
+            # All tokens are prefixes ("Van" as a surname): keep the last as the name.
+            parts.append(pending_prefix[-1])
+            if len(pending_prefix) > 1:
+                prefixes.append(" ".join(pending_prefix[:-1]))
+        elif pending_prefix and not prefixes:
+            # Register order "Vries, de": a trailing prefix belongs to the first surname.
+            prefixes.append(" ".join(pending_prefix))
+    parts = [p for p in parts if p]
+    if not parts:
+        return FamilyName(None, (), None)
+    return FamilyName(" ".join(parts), tuple(parts), prefixes[0] if prefixes else None)
+
+
+@dataclass(frozen=True, slots=True)
+class GivenName:
+    """A first given name (None when only initials were written) and all initials."""
+
+    name: str | None
+    initials: str | None
+
+
+@lru_cache(maxsize=20_000)
+def standardise_given_name(value: str) -> GivenName:
+    """Keep the first given name and the initials of all of them.
+
+    "Jan-Pieter" → name "jan-pieter", initials "jp"; "J.P." → no name, initials "jp";
+    "Jan P." → name "jan", initials "jp".
+    """
+    text = fold_text(value)
+    if not text:
+        return GivenName(None, None)
+    tokens = text.replace("-", " - ").split()
+    words: list[str] = []
+    initials: list[str] = []
+    joined = False
+    for token in tokens:
+        if token == "-":
+            joined = True
+            continue
+        initials.append(token[0])
+        if len(token) > 1:
+            if joined and words:
+                words[-1] = words[-1] + "-" + token
+            else:
+                words.append(token)
+        joined = False
+    # "JP" written without dots is two initials, not a name, when it has no vowel.
+    if len(tokens) == 1 and len(text) <= 3 and not re.search(r"[aeiouy]", text):
+        return GivenName(None, text)
+    name = words[0] if words else None
+    return GivenName(name, "".join(initials) or None)
+
+
+@dataclass(frozen=True, slots=True)
+class BirthDate:
+    """Date-of-birth components; month and day are None for a birth year on its own."""
+
+    year: int | None
+    month: int | None
+    day: int | None
+    problem: str | None = None
+
+
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+@lru_cache(maxsize=20_000)
+def standardise_date_of_birth(value: str) -> BirthDate:
+    """Read a date of birth from ISO, compact, European or year-only forms.
+
+    A value that parses into numbers but is not a calendar date (month 13, 31 February) keeps its
+    components, because typing errors and day-month swaps are still evidence, and carries a
+    ``problem`` so the caller can report it.
+    """
+    text = value.strip()
+    if " " in text or "T" in text:
+        text = text.replace("T", " ").split(" ")[0]
+    for pattern, order in _DATE_PATTERNS:
+        match = pattern.match(text)
+        if not match:
+            continue
+        if order == "y":
+            year = int(match.group(1))
+            if not MIN_BIRTH_YEAR <= year <= MAX_BIRTH_YEAR:
+                return BirthDate(
+                    None, None, None, f"birth year outside {MIN_BIRTH_YEAR}-{MAX_BIRTH_YEAR}"
+                )
+            return BirthDate(year, None, None)
+        a, b, c = (int(g) for g in match.groups())
+        year, month, day = (a, b, c) if order == "ymd" else (c, b, a)
+        if not MIN_BIRTH_YEAR <= year <= MAX_BIRTH_YEAR:
+            return BirthDate(
+                None, None, None, f"birth year outside {MIN_BIRTH_YEAR}-{MAX_BIRTH_YEAR}"
+            )
+        if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month - 1]) or (
+            month == 2 and day == 29 and not _is_leap(year)
+        ):
+            if 1 <= month <= 31 and 1 <= day <= 31:
+                return BirthDate(year, month, day, "not a calendar date")
+            return BirthDate(year, None, None, "not a calendar date; only the year is kept")
+        return BirthDate(year, month, day)
+    return BirthDate(None, None, None, "not a date (expected YYYY-MM-DD or YYYY)")
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def standardise_sex(value: str) -> tuple[str | None, bool]:
+    """Map a sex code to "M", "F" or None (unknown); the flag is False for an unreadable value."""
+    key = value.strip().lower()
+    if key in _SEX_VALUES:
+        return _SEX_VALUES[key], True
+    return None, False
+
+
+@lru_cache(maxsize=20_000)
+def standardise_postcode(value: str) -> tuple[str | None, str | None]:
+    """Return (PC6, PC4): "1234 ab" → ("1234AB", "1234"); "1234" → (None, "1234").
+
+    A value that fits neither form returns (None, None).
+    """
+    text = value.strip()
+    if re.fullmatch(r"\d{4}\.0", text):  # a postcode column read as floats
+        text = text[:-2]
+    text = re.sub(r"[\s.\-]+", "", text).upper()
+    match = _POSTCODE_PC6.match(text)
+    if match:
+        return match.group(0), match.group(1)
+    match = _POSTCODE_PC4.match(text)
+    if match:
+        return None, match.group(1)
+    return None, None
+
+
+@lru_cache(maxsize=20_000)
+def standardise_house_number(value: str) -> tuple[int | None, str | None]:
+    """Split a house number and its addition: "12-a" → (12, "A"); "12 hs" → (12, "HS")."""
+    text = value.strip().upper()
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]
+    match = _HOUSE_NUMBER.match(text)
+    if not match:
+        return None, None
+    number = int(match.group(1))
+    addition = match.group(2) or None
+    if number == 0:
+        return None, None
+    return number, addition
+
+
+def standardise(raw: RawRecord) -> StandardRecord:
+    """Standardise every field of one raw record, collecting issues instead of raising."""
+    issues: list[StandardisationIssue] = []
+
+    def report(field_name: str, value: str, reason: str) -> None:
+        issues.append(StandardisationIssue(raw.record_id, field_name, value, reason))
+
+    national_id = None if _blank(raw.national_id) else re.sub(r"\s+", "", str(raw.national_id))
+
+    given = GivenName(None, None)
+    if not _blank(raw.given_name):
+        given = standardise_given_name(str(raw.given_name))
+        if given.name is None and given.initials is None:
+            report("given_name", str(raw.given_name), "no letters")
+
+    family = FamilyName(None, (), None)
+    if not _blank(raw.family_name):
+        family = standardise_family_name(str(raw.family_name))
+        if family.name is None:
+            report("family_name", str(raw.family_name), "no letters")
+
+    birth = BirthDate(None, None, None)
+    if not _blank(raw.date_of_birth):
+        birth = standardise_date_of_birth(str(raw.date_of_birth))
+        if birth.problem:
+            report("date_of_birth", str(raw.date_of_birth), birth.problem)
+
+    sex = None
+    if not _blank(raw.sex):
+        sex, readable = standardise_sex(str(raw.sex))
+        if not readable:
+            report("sex", str(raw.sex), "expected M/F (or V, man, vrouw, 1, 2)")
+
+    postcode = pc4 = None
+    if not _blank(raw.postcode):
+        postcode, pc4 = standardise_postcode(str(raw.postcode))
+        if pc4 is None:
+            report("postcode", str(raw.postcode), "expected 1234AB or 1234")
+
+    house_number = house_addition = None
+    if not _blank(raw.house_number):
+        house_number, house_addition = standardise_house_number(str(raw.house_number))
+        if house_number is None:
+            report("house_number", str(raw.house_number), "expected a number with an addition")
+
+    city = None if _blank(raw.city) else (fold_text(str(raw.city)) or None)
+    street = None if _blank(raw.street) else (fold_text(str(raw.street)) or None)
+
+    return StandardRecord(
+        record_id=raw.record_id,
+        source=(raw.source or "").strip(),
+        national_id=national_id,
+        given_name=given.name,
+        initials=given.initials,
+        family_name=family.name,
+        family_parts=family.parts,
+        tussenvoegsel=family.tussenvoegsel,
+        birth_year=birth.year,
+        birth_month=birth.month,
+        birth_day=birth.day,
+        sex=sex,
+        postcode=postcode,
+        pc4=pc4,
+        house_number=house_number,
+        house_addition=house_addition,
+        city=city,
+        street=street,
+        issues=tuple(issues),
+    )
