@@ -105,15 +105,15 @@ class StreamLinker:
             entries.append(log_entry(raw))
         return decisions, entries
 
-    def restore(self, entries: Iterable[bytes]) -> int:
-        """Rebuild the index from the recovery log, in its order; returns the records replayed."""
-        n = 0
+    def restore(self, entries: Iterable[bytes]) -> list[LinkDecision]:
+        """Rebuild the index from the recovery log, in its order; returns the decisions taken
+        again (their merges rebuild what downstream state needs)."""
+        decisions = []
         for data in entries:
             raw = record_from_log(data)
             if raw.record_id not in self._row_of:
-                self._add(raw)
-                n += 1
-        return n
+                decisions.append(self._add(raw))
+        return decisions
 
     def _add(self, raw: RawRecord) -> LinkDecision:
         self._row_of[raw.record_id] = len(self._row_of)

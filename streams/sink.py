@@ -50,6 +50,28 @@ LINKED_EVENTS_SCHEMA = pa.schema(
 )
 
 
+# Tables whose rows carry a version: a replayed row replaces itself, so no token is needed.
+_REPLACING = {
+    "persons": pa.schema(
+        [
+            ("person_id", pa.string()),
+            ("birth_year", pa.uint16()),
+            ("sex", pa.string()),
+            ("first_seen", pa.timestamp("ms", tz="UTC")),
+            ("version", pa.uint64()),
+        ]
+    ),
+    "person_merges": pa.schema(
+        [
+            ("person_id", pa.string()),
+            ("canonical_person_id", pa.string()),
+            ("merged_at", pa.timestamp("ms", tz="UTC")),
+            ("version", pa.uint64()),
+        ]
+    ),
+}
+
+
 def block_token(topic: str, partition: int, month: str, offsets: Sequence[int]) -> str:
     """A deduplication token naming exactly the rows of one block."""
     digest = hashlib.blake2b(",".join(map(str, offsets)).encode(), digest_size=8).hexdigest()
@@ -82,6 +104,13 @@ class WarehouseSink:
                 dedup_token=block_token(topic, partition, month, offsets),
             )
         return sent
+
+    def write_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert rows into a replacing table of the model (persons, person_merges)."""
+        if table not in _REPLACING:
+            raise ValueError(f"write_rows takes {', '.join(_REPLACING)}, not {table!r}")
+        arrow = pa.Table.from_pylist([dict(r) for r in rows], schema=_REPLACING[table])
+        return self.warehouse.insert(f"{self.database}.{table}", arrow)
 
     def stored_offsets(self, topic: str, partition: int, first: int, last: int) -> set[int]:
         """Offsets of ``topic``/``partition`` within [first, last] already in the warehouse."""

@@ -1,0 +1,180 @@
+"""One pass of the worker over a batch: ingest, link, enrich, load — and what to publish.
+
+``Pipeline.process`` takes a batch of provider messages and returns everything the
+worker must make durable before it commits the batch's offsets: the warehouse rows
+(already inserted, idempotently), the dead letters, the linker's log entries, and
+the linked / merge / review messages for downstream consumers. It holds the
+process's state (the linker, the area table and who was merged into whom), which
+``restore`` rebuilds from the linker's log after a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from linkwatch.linkage.clusters import MergeEvent, ReviewPair
+from linkwatch.schemas.registry import SchemaRegistry
+from linkwatch.streams.deadletter import DeadLetter
+from linkwatch.streams.enrich import AreaTable, LinkOutcome, linked_row
+from linkwatch.streams.ingest import RawMessage, ingest_batch
+from linkwatch.streams.linker import LinkDecision, StreamLinker
+from linkwatch.streams.sink import WarehouseSink
+
+Message = tuple[bytes, bytes]  # key, value
+
+
+@dataclass
+class BatchOutput:
+    """What one batch produced."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    log_entries: list[tuple[bytes, bytes]] = field(default_factory=list)
+    linked: list[Message] = field(default_factory=list)
+    merges: list[Message] = field(default_factory=list)
+    reviews: list[Message] = field(default_factory=list)
+    replayed: int = 0
+
+
+class Pipeline:
+    """The worker's state and its batch step."""
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        linker: StreamLinker,
+        sink: WarehouseSink,
+        *,
+        areas: AreaTable | None = None,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.registry = registry
+        self.linker = linker
+        self.sink = sink
+        self.areas = areas or AreaTable()
+        self.now = now
+        # surviving person -> every person merged into it, so a later merge of the
+        # survivor can point all of them at the new survivor.
+        self._absorbed: dict[str, set[str]] = {}
+
+    def restore(self, log: Iterable[bytes]) -> int:
+        """Rebuild the linker (and the merge map) from the linker's log."""
+        decisions = self.linker.restore(log)
+        for decision in decisions:
+            self._follow(decision.merges, version=0)
+        return len(decisions)
+
+    def apply_areas(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Take area records (from the compacted reference topic) into the table and warehouse."""
+        areas = [self.areas.update(r) for r in records]
+        return self.sink.write_areas(areas)
+
+    def process(self, messages: Sequence[RawMessage]) -> BatchOutput:
+        """Ingest, link, enrich and load one batch."""
+        out = BatchOutput()
+        ingested = ingest_batch(messages, self.registry, now=self.now)
+        out.dead_letters = ingested.dead_letters
+        decisions, entries = self.linker.link(ingested.events)
+        out.log_entries = [
+            (e.event_id.encode(), entry)
+            for e, entry in _paired(ingested.events, decisions, entries)
+        ]
+        merge_rows: list[dict[str, Any]] = []
+        person_rows: list[dict[str, Any]] = []
+        for event, decision in zip(ingested.events, decisions, strict=True):
+            out.replayed += decision.replayed
+            row = linked_row(
+                event,
+                LinkOutcome(decision.person_id, decision.outcome, decision.weight),
+                self.areas,
+            )
+            out.rows.append(row)
+            out.linked.append((event.event_id.encode(), _json(row)))
+            if decision.outcome in ("new", "review") and not decision.replayed:
+                person_rows.append(_person(row, event.identity, len(self.linker)))
+            for merge in decision.merges:
+                out.merges.append(
+                    (merge.old_person.encode(), _json(_merge_doc(merge, event.event_time)))
+                )
+            merge_rows.extend(
+                self._follow(decision.merges, version=len(self.linker), when=event.event_time)
+            )
+            for pair in decision.review:
+                out.reviews.append((pair.record_id.encode(), _json(_review_doc(pair))))
+        self.sink.write_events(out.rows)
+        if person_rows:
+            self.sink.write_rows("persons", person_rows)
+        if merge_rows:
+            self.sink.write_rows("person_merges", merge_rows)
+        return out
+
+    def _follow(
+        self, merges: Sequence[MergeEvent], *, version: int, when: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for merge in merges:
+            moved = self._absorbed.pop(merge.old_person, set()) | {merge.old_person}
+            self._absorbed.setdefault(merge.surviving_person, set()).update(moved)
+            for person in sorted(moved):
+                rows.append(
+                    {
+                        "person_id": person,
+                        "canonical_person_id": merge.surviving_person,
+                        "merged_at": when or dt.datetime.now(dt.UTC),
+                        "version": version,
+                    }
+                )
+        return rows
+
+
+def _paired(
+    events: Sequence[Any], decisions: Sequence[LinkDecision], entries: Sequence[bytes]
+) -> list[tuple[Any, bytes]]:
+    """Log entries belong to the events that were newly indexed, in order."""
+    fresh = [e for e, d in zip(events, decisions, strict=True) if not d.replayed]
+    return list(zip(fresh, entries, strict=True))
+
+
+def _person(row: Mapping[str, Any], identity: Mapping[str, Any], version: int) -> dict[str, Any]:
+    dob = identity.get("date_of_birth")
+    birth_year = identity.get("birth_year") or (dob.year if dob else 0)
+    return {
+        "person_id": row["person_id"],
+        "birth_year": int(birth_year or 0),
+        "sex": row["sex"],
+        "first_seen": row["event_time"],
+        "version": version,
+    }
+
+
+def _merge_doc(merge: MergeEvent, when: dt.datetime) -> dict[str, Any]:
+    return {
+        "old_person_id": merge.old_person,
+        "surviving_person_id": merge.surviving_person,
+        "record_id": merge.record_id,
+        "match_weight": merge.match_weight,
+        "event_time": when,
+    }
+
+
+def _review_doc(pair: ReviewPair) -> dict[str, Any]:
+    return {
+        "record_id": pair.record_id,
+        "candidate_record_id": pair.candidate_record_id,
+        "match_weight": pair.match_weight,
+        "match_probability": pair.match_probability,
+    }
+
+
+def _json(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
