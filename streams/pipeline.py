@@ -105,12 +105,38 @@ class Pipeline:
             )
             for pair in decision.review:
                 out.reviews.append((pair.record_id.encode(), _json(_review_doc(pair))))
-        self.sink.write_events(out.rows)
+        self.sink.write_events(self._not_yet_stored(out.rows, ingested.events, decisions))
         if person_rows:
             self.sink.write_rows("persons", person_rows)
         if merge_rows:
             self.sink.write_rows("person_merges", merge_rows)
         return out
+
+    def _not_yet_stored(
+        self, rows: list[dict[str, Any]], events: Sequence[Any], decisions: Sequence[LinkDecision]
+    ) -> list[dict[str, Any]]:
+        """Rows minus those a replayed event already put in the warehouse.
+
+        Only events the linker had already indexed (a replay after a crash) can be in the
+        warehouse; their offsets are looked up per partition, and only for them.
+        """
+        replayed = [r for r, d in zip(rows, decisions, strict=True) if d.replayed]
+        if not replayed:
+            return rows
+        stored: set[tuple[str, int, int]] = set()
+        by_partition: dict[tuple[str, int], list[int]] = {}
+        for r in replayed:
+            by_partition.setdefault((r["kafka_topic"], r["kafka_partition"]), []).append(
+                r["kafka_offset"]
+            )
+        for (topic, partition), offsets in by_partition.items():
+            found = self.sink.stored_offsets(topic, partition, min(offsets), max(offsets))
+            stored |= {(topic, partition, o) for o in found}
+        return [
+            r
+            for r in rows
+            if (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]) not in stored
+        ]
 
     def _follow(
         self, merges: Sequence[MergeEvent], *, version: int, when: dt.datetime | None = None
