@@ -83,6 +83,22 @@ def _clickhouse_url(value: Any) -> str | None:
     return value
 
 
+def _identifier(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
+        raise ValueError("a database name of letters, digits and underscores")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("a whole number > 0") from None
+    if number <= 0:
+        raise ValueError("a whole number > 0")
+    return number
+
+
 def _optional_path(value: Any) -> Path | None:
     return None if value in (None, "") else _path(value)
 
@@ -184,6 +200,41 @@ FIELDS: tuple[Field, ...] = (
         90.0,
         "seconds to wait for a local server to answer after it starts",
     ),
+    Field(
+        "database",
+        "LINKWATCH_DATABASE",
+        _identifier,
+        "linkwatch",
+        "the warehouse database that holds linkwatch's tables",
+    ),
+    Field(
+        "linkage_model",
+        "LINKWATCH_LINKAGE_MODEL",
+        _optional_path,
+        None,
+        "the trained linkage model (JSON) the worker links with",
+    ),
+    Field(
+        "worker_port",
+        "LINKWATCH_WORKER_PORT",
+        _port,
+        6066,
+        "the worker's HTTP port (/healthz, /readyz, /metrics, /status), on 127.0.0.1",
+    ),
+    Field(
+        "batch_size",
+        "LINKWATCH_BATCH_SIZE",
+        _positive_int,
+        1000,
+        "events the worker takes per batch",
+    ),
+    Field(
+        "batch_wait",
+        "LINKWATCH_BATCH_WAIT",
+        _positive_seconds,
+        0.5,
+        "seconds the worker waits to fill a batch (the latency it adds at low load)",
+    ),
 )
 
 
@@ -205,6 +256,11 @@ class Settings:
     clickhouse_http_port: int
     clickhouse_interserver_port: int
     start_timeout: float
+    database: str
+    linkage_model: Path | None
+    worker_port: int
+    batch_size: int
+    batch_wait: float
 
     @classmethod
     def load(
@@ -255,6 +311,7 @@ class Settings:
             "clickhouse_tcp_port": self.clickhouse_tcp_port,
             "clickhouse_http_port": self.clickhouse_http_port,
             "clickhouse_interserver_port": self.clickhouse_interserver_port,
+            "worker_port": self.worker_port,
         }
         seen: dict[int, str] = {}
         for name, port in ports.items():

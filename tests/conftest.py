@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def make_settings(root: Path, **overrides: Any) -> Settings:
     """Settings for a private stack under ``root`` on free ports; jars from the shared cache."""
-    kafka, controller, tcp, http, inter = free_ports(5)
+    kafka, controller, tcp, http, inter, worker = free_ports(6)
     values: dict[str, Any] = {
         "data_dir": root / "data",
         "state_dir": root / "state",
@@ -56,6 +56,7 @@ def make_settings(root: Path, **overrides: Any) -> Settings:
         "clickhouse_tcp_port": tcp,
         "clickhouse_http_port": http,
         "clickhouse_interserver_port": inter,
+        "worker_port": worker,
     }
     values.update(overrides)
     return Settings.load(environ={}, **values)

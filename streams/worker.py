@@ -1,0 +1,384 @@
+"""``linkwatch worker``: the Faust application that runs the pipeline.
+
+One agent takes batches of provider events (``take_events``) and hands each batch
+to :class:`~linkwatch.streams.pipeline.Pipeline`; a second keeps the area table
+current from the compacted reference topic. Before the first batch the worker
+rebuilds its state: the area table and the linker, each by reading its topic from
+the beginning with a plain consumer, in a thread (decoding on the event loop would
+starve the consumer's heartbeats).
+
+Delivery: a batch's offsets are committed by Faust only after the loop body has
+finished — after its rows are in the warehouse (idempotently) and its linker-log
+entries, dead letters and outputs are acknowledged by Kafka (an idempotent
+producer, flushed in the body). Any failure in the body ends the process at once
+(``os._exit``), because a generator that raises would acknowledge the failed batch
+(faust-streaming #315); the restarted worker replays it. See docs/faust-behaviour.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+from linkwatch.dashboards.model import create_model
+from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
+from linkwatch.schemas.registry import SchemaRegistry
+from linkwatch.streams import topics
+from linkwatch.streams.config import Settings
+from linkwatch.streams.deadletter import DeadLetter
+from linkwatch.streams.ingest import RawMessage
+from linkwatch.streams.kafka_clients import make_producer
+from linkwatch.streams.linker import StreamLinker
+from linkwatch.streams.pipeline import BatchOutput, Pipeline
+from linkwatch.streams.sink import WarehouseSink
+from linkwatch.streams.warehouse import Warehouse, open_warehouse
+
+log = logging.getLogger("linkwatch.worker")
+
+
+class WorkerError(RuntimeError):
+    """The worker cannot start; the message says why and what to do."""
+
+
+def read_topic(
+    bootstrap_servers: str, topic: str, timeout: float = 30.0
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Every message of ``topic`` up to its end when called, in partition order (no group)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "linkwatch-replay",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return
+        for partition in sorted(meta.partitions):
+            tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            if high <= low:
+                continue
+            consumer.assign([tp])
+            done = False
+            while not done:
+                batch = consumer.consume(1000, timeout=timeout)
+                if not batch:
+                    raise WorkerError(f"reading {topic}[{partition}] stalled before offset {high}")
+                for msg in batch:
+                    if msg.error() is not None:
+                        continue
+                    yield msg.key(), msg.value()
+                    if (msg.offset() or 0) + 1 >= high:
+                        done = True
+                        break
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Metrics:
+    """What the worker exposes on /metrics."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events = Counter(
+            "linkwatch_events_total", "Provider events loaded, by source", ["source"], registry=r
+        )
+        self.dead = Counter(
+            "linkwatch_dead_letters_total",
+            "Messages dead-lettered, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "linkwatch_link_outcomes_total", "Link decisions, by outcome", ["outcome"], registry=r
+        )
+        self.merges = Counter(
+            "linkwatch_person_merges_total", "Persons merged into others", registry=r
+        )
+        self.replayed = Counter(
+            "linkwatch_replayed_events_total", "Events seen again after a restart", registry=r
+        )
+        self.batch_size = Histogram(
+            "linkwatch_batch_events",
+            "Messages per batch",
+            buckets=(1, 10, 100, 250, 500, 1000, 2500, 5000),
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "linkwatch_batch_seconds", "Time to process and make a batch durable", registry=r
+        )
+        self.latency = Histogram(
+            "linkwatch_end_to_end_seconds",
+            "Publish time to warehouse commit, per event",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+
+
+class WorkerState:
+    """The pipeline, its producer and what the worker has done, for the agents and the pages."""
+
+    def __init__(self, settings: Settings, warehouse: Warehouse, model: FellegiSunterModel) -> None:
+        self.settings = settings
+        self.warehouse = warehouse
+        self.pipeline = Pipeline(
+            SchemaRegistry.shipped(),
+            StreamLinker(model),
+            WarehouseSink(warehouse, settings.database),
+        )
+        self.producer = make_producer(settings.bootstrap_servers)
+        self.metrics = Metrics()
+        self.ready = False
+        self.processed = 0
+        self.dead_lettered = 0
+        self.started = time.time()
+
+    def recover(self) -> None:
+        """Area table and linker from their topics (blocking; run in a thread)."""
+        bootstrap = self.settings.bootstrap_servers
+        registry = self.pipeline.registry
+        areas = [registry.decode(v)[1] for _, v in read_topic(bootstrap, topics.AREA_SES.name) if v]
+        self.pipeline.apply_areas(areas)
+        replayed = self.pipeline.restore(
+            v for _, v in read_topic(bootstrap, topics.LINKER_LOG.name) if v
+        )
+        log.info("recovered %d areas and %d linked identities", len(areas), replayed)
+        self.ready = True
+
+    def handle(self, messages: list[RawMessage], produced_at: list[float]) -> BatchOutput:
+        started = time.monotonic()
+        out = self.pipeline.process(messages)
+        self._publish(out)
+        done = time.time()
+        m = self.metrics
+        m.batch_size.observe(len(messages))
+        m.batch_seconds.observe(time.monotonic() - started)
+        for row in out.rows:
+            m.events.labels(row["source"]).inc()
+            m.outcomes.labels(row["link_outcome"]).inc()
+        for letter in out.dead_letters:
+            m.dead.labels(letter.reason_code).inc()
+        m.merges.inc(len(out.merges))
+        m.replayed.inc(out.replayed)
+        for t in produced_at:
+            if t > 0:
+                m.latency.observe(max(0.0, done - t))
+        self.processed += len(out.rows)
+        self.dead_lettered += len(out.dead_letters)
+        return out
+
+    def _publish(self, out: BatchOutput) -> None:
+        """Send a batch's outputs and wait until Kafka has them all."""
+        failures: list[str] = []
+
+        def on_delivery(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        def send(topic: str, key: bytes | None, value: bytes, headers: Any = None) -> None:
+            while True:
+                try:
+                    self.producer.produce(
+                        topic, key=key, value=value, headers=headers, on_delivery=on_delivery
+                    )
+                    return
+                except BufferError:
+                    self.producer.poll(0.05)
+
+        for key, entry in out.log_entries:
+            send(topics.LINKER_LOG.name, key, entry)
+        for letter in out.dead_letters:
+            send(topics.DLQ.name, letter.key, letter.to_json(), letter.headers())
+        for key, value in out.linked:
+            send(topics.LINKED.name, key, value)
+        for key, value in out.merges:
+            send(topics.MERGES.name, key, value)
+        for key, value in out.reviews:
+            send(topics.REVIEW.name, key, value)
+        remaining = self.producer.flush(120)
+        if remaining or failures:
+            raise WorkerError(
+                f"{remaining} outputs unacknowledged, {len(failures)} failed: {failures[:3]}"
+            )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "processed": self.processed,
+            "dead_lettered": self.dead_lettered,
+            "indexed_identities": len(self.pipeline.linker),
+            "areas": len(self.pipeline.areas),
+            "uptime_seconds": round(time.time() - self.started, 1),
+        }
+
+
+def open_state(settings: Settings) -> WorkerState:
+    """Everything the worker needs before Faust starts, each failure named."""
+    if settings.linkage_model is None:
+        raise WorkerError(
+            "no linkage model: train one with `linkwatch linkage train` "
+            "and set LINKWATCH_LINKAGE_MODEL"
+        )
+    try:
+        model = FellegiSunterModel.load(settings.linkage_model)
+    except (OSError, ValueError) as exc:
+        raise WorkerError(
+            f"cannot load the linkage model {settings.linkage_model}: {exc}"
+        ) from None
+    topics.ensure_topics(settings.bootstrap_servers)
+    warehouse = open_warehouse(settings.clickhouse_url, settings.embedded_warehouse_dir)
+    create_model(warehouse, settings.database)
+    return WorkerState(settings, warehouse, model)
+
+
+def create_app(state: WorkerState) -> Any:
+    """The Faust application around ``state``."""
+    import faust
+
+    settings = state.settings
+    app = faust.App(
+        "linkwatch-worker",
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        processing_guarantee="at_least_once",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+        broker_request_timeout=30,
+        producer_linger=0.05,
+        producer_request_timeout=60,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        autodiscover=False,
+        web_port=settings.worker_port,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_router_enabled=False,
+        web_tables_enabled=False,
+    )
+    provider = app.topic(
+        *(t.name for t in topics.PROVIDER_TOPICS), key_serializer="raw", value_serializer="raw"
+    )
+    areas = app.topic(topics.AREA_SES.name, key_serializer="raw", value_serializer="raw")
+    recovering: dict[str, asyncio.Future[None] | None] = {"future": None}
+
+    async def ensure_ready() -> None:
+        if state.ready:
+            return
+        future = recovering["future"]
+        if future is None:
+            future = asyncio.get_running_loop().run_in_executor(None, state.recover)
+            recovering["future"] = future
+        await future
+
+    @app.task
+    async def recover_on_start() -> None:
+        # Become ready without waiting for the first event; agents await the same recovery.
+        try:
+            await ensure_ready()
+        except BaseException:
+            log.exception("recovery failed; stopping")
+            logging.shutdown()
+            os._exit(1)
+
+    @app.agent(provider, concurrency=1)
+    async def link_events(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_wait):
+            try:
+                await ensure_ready()
+                messages = [
+                    RawMessage(
+                        e.message.topic,
+                        e.message.partition,
+                        e.message.offset,
+                        e.message.key,
+                        e.message.value,
+                    )
+                    for e in events
+                ]
+                produced = [float(e.message.timestamp or 0.0) for e in events]
+                state.handle(messages, produced)
+            except BaseException:
+                # Leaving the loop would acknowledge this batch: end the process so it is replayed.
+                log.exception(
+                    "batch of %d events failed; stopping so that it is replayed", len(events)
+                )
+                logging.shutdown()
+                os._exit(1)
+
+    @app.agent(areas, concurrency=1)
+    async def load_areas(stream: Any) -> None:
+        async for events in stream.take_events(500, within=1.0):
+            try:
+                await ensure_ready()
+                records = [
+                    state.pipeline.registry.decode(e.message.value)[1]
+                    for e in events
+                    if e.message.value
+                ]
+                state.pipeline.apply_areas(records)
+            except Exception as exc:  # a bad area record must not stop the events
+                log.error("area records not applied: %s", exc)
+                state.producer.produce(
+                    topics.DLQ.name,
+                    value=DeadLetter(
+                        "ingest",
+                        "bad_area_record",
+                        str(exc),
+                        b"",
+                        source_topic=topics.AREA_SES.name,
+                    ).to_json(),
+                )
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"ok": True})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        return web.json({"ready": state.ready}, status=200 if state.ready else 503)
+
+    @app.page("/status")
+    async def status(web: Any, request: Any) -> Any:
+        return web.json(state.status())
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(state.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Start the worker and block until it is stopped (SIGTERM / Ctrl-C)."""
+    import faust
+
+    state = open_state(settings)
+    app = create_app(state)
+    worker = faust.Worker(app, override_logging=False, redirect_stdouts=False, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        state.producer.flush(30)
+        state.warehouse.close()

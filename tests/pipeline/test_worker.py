@@ -1,0 +1,129 @@
+"""`linkwatch worker` as an operator runs it: real Kafka, real chDB, a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pytest
+
+from linkwatch.deploy.kafka import KafkaBroker
+from linkwatch.deploy.process import free_ports
+from linkwatch.linkage.fellegi_sunter import train_model
+from linkwatch.linkage.identity_csv import read_identity_files
+from linkwatch.linkage.standardise import standardise
+from linkwatch.schemas.events import IdentityPolicy
+from linkwatch.schemas.pseudonymise import PseudonymDomain
+from linkwatch.schemas.synth import SynthConfig, generate
+from linkwatch.streams.publish import ProviderPublisher, publish_areas
+
+LINKWATCH = str(Path(sys.executable).parent / "linkwatch")
+TODAY = __import__("datetime").date(2030, 1, 1)
+
+
+def status(port: int) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as response:
+            return dict(json.loads(response.read()))
+    except OSError:
+        return {}
+
+
+def wait_for(
+    port: int, done: Any, proc: subprocess.Popen[bytes], timeout: float = 240
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the worker exited"
+        current = status(port)
+        if current and done(current):
+            return current
+        time.sleep(1)
+    raise AssertionError(f"worker did not get there in {timeout} s: {status(port)}")
+
+
+def warehouse_counts(path: Path) -> tuple[int, ...]:
+    raw = "SELECT count(), uniqExact(event_id) FROM linkwatch.linked_events"
+    weekly = "SELECT sum(events) FROM linkwatch.weekly_counts WHERE code_group = 'all'"
+    code = (
+        "from linkwatch.streams.warehouse import EmbeddedWarehouse\n"
+        f"with EmbeddedWarehouse({str(path)!r}) as wh:\n"
+        f"    raw = wh.query({raw!r}).rows[0]\n"
+        f"    print(raw[0], raw[1], wh.query({weekly!r}).scalar())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return tuple(int(x) for x in out.stdout.split())
+
+
+@pytest.mark.integration
+def test_the_worker_loads_every_event_once_and_recovers_its_linker(
+    fresh_kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    data = generate(SynthConfig(persons=400, years=1, seed=21))
+    paths = {}
+    for source, table in data.extracts.items():
+        paths[source] = tmp_path / f"{source}.csv"
+        pacsv.write_csv(table, paths[source])
+    identity = []
+    for source, table in data.identity_files.items():
+        identity.append(tmp_path / f"{source}.identity.csv")
+        pacsv.write_csv(table, identity[-1])
+    model_path = tmp_path / "model.json"
+    train_model([standardise(r) for r in read_identity_files(identity)]).save(model_path)
+    areas = tmp_path / "areas.csv"
+    pacsv.write_csv(data.areas, areas)
+
+    bootstrap = fresh_kafka_broker.bootstrap_servers
+    policy = IdentityPolicy(
+        domain=PseudonymDomain("nl-ehr", "1", b"secret-0123456789abcdef"), clear_names=True
+    )
+    publish_areas(bootstrap, areas)
+    publisher = ProviderPublisher(bootstrap, policy)
+    published = sum(publisher.publish_file(p, s, today=TODAY).published for s, p in paths.items())
+    publisher.close()
+
+    (port,) = free_ports(1)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "LINKWATCH_WAREHOUSE_DIR": str(tmp_path / "warehouse"),
+        "LINKWATCH_LINKAGE_MODEL": str(model_path),
+        "LINKWATCH_WORKER_PORT": str(port),
+        "LINKWATCH_BATCH_WAIT": "0.2",
+    }
+    env.pop("CLICKHOUSE_URL", None)
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([LINKWATCH, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        first = wait_for(port, lambda s: s["processed"] >= published, proc)
+        assert first["processed"] == published
+        assert first["dead_lettered"] == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert warehouse_counts(tmp_path / "warehouse") == (published, published, published)
+
+    # Restarted, it rebuilds the linker from its log and loads nothing twice.
+    proc = subprocess.Popen([LINKWATCH, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        again = wait_for(port, lambda s: s["ready"], proc)
+        assert again["indexed_identities"] == published
+        assert again["processed"] == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert warehouse_counts(tmp_path / "warehouse") == (published, published, published)
