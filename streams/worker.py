@@ -292,7 +292,7 @@ def create_app(state: WorkerState) -> Any:
             recovering["future"] = future
         await future
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def recover_on_start() -> None:
         # Become ready without waiting for the first event; agents await the same recovery.
         try:
