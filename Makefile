@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PACKAGES := schemas linkage surveillance streams dashboards deploy
 
-.PHONY: help install install-test up down status test test-unit test-integration lint typecheck check bench clean
+.PHONY: help install install-test up stack down status test test-unit test-integration lint typecheck check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -15,7 +15,11 @@ install: ## install system packages (apt), the virtualenv and linkwatch with its
 install-test: ## install, plus what only the tests need (R surveillance, the detectors' reference)
 	bash deploy/install.sh --test
 
-up: install ## install, then start the local stack (Kafka + embedded ClickHouse) and show its status
+up: install ## install, then run linkwatch end to end on the local stack (demo, until Ctrl-C)
+	$(VENV)/bin/linkwatch stack up
+	$(VENV)/bin/linkwatch demo
+
+stack: install ## install, then only start the local stack (Kafka + embedded ClickHouse) and show it
 	$(VENV)/bin/linkwatch stack up
 	$(VENV)/bin/linkwatch stack status
 

@@ -351,6 +351,23 @@ def create_app(state: WorkerState) -> Any:
                     ).to_json(),
                 )
 
+    progress = {"seen": 0, "at": time.monotonic()}
+
+    @app.timer(10.0)  # type: ignore[untyped-decorator]
+    async def report_progress() -> None:
+        # A progress line while a backlog drains; quiet once the worker is idle.
+        now, done = time.monotonic(), state.processed
+        if done != progress["seen"]:
+            rate = (done - progress["seen"]) / max(now - progress["at"], 1e-9)
+            log.info(
+                "loaded %d events (%.0f/s), %d dead-lettered, %d identities indexed",
+                done,
+                rate,
+                state.dead_lettered,
+                len(state.pipeline.linker),
+            )
+        progress["seen"], progress["at"] = done, now
+
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"ok": True})
@@ -365,16 +382,38 @@ def create_app(state: WorkerState) -> Any:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(state.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; Prometheus reads text as UTF-8 anyway.
+        content_type = CONTENT_TYPE_LATEST.split("; charset")[0]
+        return web.bytes(generate_latest(state.metrics.registry), content_type=content_type)
 
     return app
 
 
-def run(settings: Settings) -> None:
+def serve_dashboard(state: WorkerState, port: int) -> None:
+    """The dashboard and its API from this process, which owns the warehouse (a thread)."""
+    import threading
+
+    import uvicorn
+
+    from linkwatch.dashboards.web import create_app as create_dashboard
+
+    dashboard = create_dashboard(state.warehouse, state.settings.database)
+    server = uvicorn.Server(
+        uvicorn.Config(dashboard, host="127.0.0.1", port=port, log_level="warning")
+    )
+    # Off the main thread uvicorn leaves signals alone: Faust's worker owns them, and the
+    # dashboard thread ends with the process.
+    threading.Thread(target=server.run, name="dashboard", daemon=True).start()
+    log.info("dashboard on http://127.0.0.1:%d/", port)
+
+
+def run(settings: Settings, dashboard_port: int | None = None) -> None:
     """Start the worker and block until it is stopped (SIGTERM / Ctrl-C)."""
     import faust
 
     state = open_state(settings)
+    if dashboard_port:
+        serve_dashboard(state, dashboard_port)
     app = create_app(state)
     worker = faust.Worker(app, override_logging=False, redirect_stdouts=False, quiet=True)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
 
@@ -11,13 +12,19 @@ from linkwatch.streams.cli_support import err, fail, load_settings
 
 def register(app: typer.Typer) -> None:
     @app.command("worker")
-    def worker(ctx: typer.Context) -> None:
+    def worker(
+        ctx: typer.Context,
+        dashboard_port: Annotated[
+            int, typer.Option(help="Serve the dashboard from the worker on this port (0: do not).")
+        ] = 0,
+    ) -> None:
         """Consume the provider topics and keep the warehouse up to date, until stopped.
 
         Needs a trained linkage model (LINKWATCH_LINKAGE_MODEL). Rebuilds the area table
         and the linker from their topics first, then loads every accepted event exactly
         once in effect; unusable messages go to the dead-letter topic. Serves /healthz,
-        /readyz, /status and /metrics on 127.0.0.1:LINKWATCH_WORKER_PORT (6066).
+        /readyz, /status and /metrics on 127.0.0.1:LINKWATCH_WORKER_PORT (6066), and with
+        --dashboard-port the dashboard too (the embedded warehouse opens in one process only).
 
         Example: LINKWATCH_LINKAGE_MODEL=model.json linkwatch worker
         """
@@ -38,6 +45,6 @@ def register(app: typer.Typer) -> None:
                 f"http://127.0.0.1:{settings.worker_port}/status",
                 highlight=False,
             )
-            run(settings)
+            run(settings, dashboard_port or None)
         except (KafkaUnavailable, WorkerError, WarehouseError) as exc:
             raise fail(exc) from None

@@ -107,6 +107,14 @@ def test_the_worker_loads_every_event_once_and_recovers_its_linker(
         first = wait_for(port, lambda s: s["processed"] >= published, proc)
         assert first["processed"] == published
         assert first["dead_lettered"] == 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        total = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("linkwatch_events_total{")
+        )
+        assert total == published
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
