@@ -110,39 +110,20 @@ def read_dead_letters(
     bootstrap_servers: str, topic: str = DLQ.name, timeout: float = 10.0
 ) -> list[DeadLetter]:
     """Every dead letter on ``topic``, oldest first (reads without joining a consumer group)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from linkwatch.streams.kafka_clients import read_topic
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "linkwatch-dlq-reader",
-            "enable.auto.commit": False,
-        }
+    return [DeadLetter.from_json(v) for _, v in read_topic(bootstrap_servers, topic, timeout) if v]
+
+
+def problem_letter(problem: Any, source_file: str, stage: str = "publish") -> DeadLetter:
+    """The dead letter of a validation problem that concerns a file, not one record."""
+    return DeadLetter(
+        stage=stage,
+        reason_code=problem.category,
+        reason=problem.reason,
+        original=b"",
+        field=problem.field or None,
+        value=problem.value or None,
+        source_file=source_file,
+        record_number=problem.record_number,
     )
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return []
-        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-        ends = {
-            tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout)[1] for tp in parts
-        }
-        pending = {p for p, end in ends.items() if end > 0}
-        consumer.assign(parts)
-        letters: list[DeadLetter] = []
-        while pending:
-            batch = consumer.consume(num_messages=1000, timeout=timeout)
-            if not batch:
-                break
-            for msg in batch:
-                if msg.error() is not None:
-                    continue
-                value = msg.value()
-                if value is not None:
-                    letters.append(DeadLetter.from_json(value))
-                partition, offset = msg.partition(), msg.offset()
-                if partition is not None and offset is not None and offset + 1 >= ends[partition]:
-                    pending.discard(partition)
-        return letters
-    finally:
-        consumer.close()

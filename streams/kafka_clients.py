@@ -9,9 +9,10 @@ of stderr, so a broker restart does not flood a progress bar.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 log = logging.getLogger("linkwatch.kafka")
@@ -81,3 +82,40 @@ def require_broker(bootstrap_servers: str, timeout: float = 10.0) -> None:
         ) from None
     if not meta.brokers:
         raise KafkaUnavailable(f"the Kafka cluster at {bootstrap_servers} reports no brokers")
+
+
+def read_topic(
+    bootstrap_servers: str, topic: str, timeout: float = 30.0
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Every message of ``topic`` up to its end when called, in partition order (no group)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "linkwatch-topic-reader",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return
+        for partition in sorted(meta.partitions):
+            tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            if high <= low:
+                continue
+            consumer.assign([tp])
+            done = False
+            while not done:
+                batch = consumer.consume(1000, timeout=timeout)
+                if not batch:
+                    raise TimeoutError(f"reading {topic}[{partition}] stalled before offset {high}")
+                for msg in batch:
+                    if msg.error() is not None:
+                        continue
+                    yield msg.key(), msg.value()
+                    if (msg.offset() or 0) + 1 >= high:
+                        done = True
+                        break
+    finally:
+        consumer.close()

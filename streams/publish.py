@@ -39,7 +39,7 @@ from linkwatch.schemas.validation import (
     validate_file,
 )
 from linkwatch.streams import topics
-from linkwatch.streams.deadletter import DeadLetter, DeadLetterWriter
+from linkwatch.streams.deadletter import DeadLetter, DeadLetterWriter, problem_letter
 from linkwatch.streams.kafka_clients import make_producer, require_broker
 
 SOURCE_TOPICS = {
@@ -267,18 +267,7 @@ class ProviderPublisher:
         if self.rejects is not None:
             self.rejects.write(report.source, report.input, None, problem)
         if self.dead_letters is not None:
-            self.dead_letters.send(
-                DeadLetter(
-                    stage="publish",
-                    reason_code=problem.category,
-                    reason=problem.reason,
-                    original=b"",
-                    field=problem.field or None,
-                    value=problem.value or None,
-                    source_file=report.input,
-                    record_number=0,
-                )
-            )
+            self.dead_letters.send(problem_letter(problem, report.input))
 
     def _settle(self, report: PublishReport) -> None:
         """Wait until every record of this input is acknowledged or has failed."""
@@ -383,18 +372,7 @@ def publish_areas(
         producer.poll(0)
     dead_letters = DeadLetterWriter(producer, dead_letter_topic)
     for problem in problems:
-        dead_letters.send(
-            DeadLetter(
-                stage="publish",
-                reason_code=problem.category,
-                reason=problem.reason,
-                original=b"",
-                field=problem.field or None,
-                value=problem.value or None,
-                source_file=str(path),
-                record_number=problem.record_number,
-            )
-        )
+        dead_letters.send(problem_letter(problem, str(path)))
     producer.flush(120)
     dead_letters.flush()
     if failures:

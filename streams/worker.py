@@ -21,11 +21,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -41,7 +39,7 @@ from linkwatch.streams import topics
 from linkwatch.streams.config import Settings
 from linkwatch.streams.deadletter import DeadLetter
 from linkwatch.streams.ingest import RawMessage
-from linkwatch.streams.kafka_clients import make_producer
+from linkwatch.streams.kafka_clients import make_producer, read_topic
 from linkwatch.streams.linker import StreamLinker
 from linkwatch.streams.pipeline import BatchOutput, Pipeline
 from linkwatch.streams.sink import WarehouseSink
@@ -52,43 +50,6 @@ log = logging.getLogger("linkwatch.worker")
 
 class WorkerError(RuntimeError):
     """The worker cannot start; the message says why and what to do."""
-
-
-def read_topic(
-    bootstrap_servers: str, topic: str, timeout: float = 30.0
-) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """Every message of ``topic`` up to its end when called, in partition order (no group)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "linkwatch-replay",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return
-        for partition in sorted(meta.partitions):
-            tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-            if high <= low:
-                continue
-            consumer.assign([tp])
-            done = False
-            while not done:
-                batch = consumer.consume(1000, timeout=timeout)
-                if not batch:
-                    raise WorkerError(f"reading {topic}[{partition}] stalled before offset {high}")
-                for msg in batch:
-                    if msg.error() is not None:
-                        continue
-                    yield msg.key(), msg.value()
-                    if (msg.offset() or 0) + 1 >= high:
-                        done = True
-                        break
-    finally:
-        consumer.close()
 
 
 @dataclass
