@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from linkwatch.deploy.clickhouse_server import ClickHouseServer
 from linkwatch.deploy.kafka import KafkaBroker, metadata_answers
@@ -98,6 +99,19 @@ class Stack:
         return rows
 
     # -- internals ----------------------------------------------------------
+    def _worker_status(self) -> dict[str, Any]:
+        """The local worker's /status, or {} when none answers."""
+        import json
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.settings.worker_port}/status"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                data = json.loads(response.read())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
     def _touch_embedded(self) -> None:
         if EmbeddedWarehouse.holder(self.warehouse_dir) is not None:
             return  # held by a running linkwatch process: it is open and serving
@@ -165,6 +179,10 @@ class Stack:
         holder = EmbeddedWarehouse.holder(path)
         if holder is not None:
             row.pid = holder
+            served = self._worker_status()
+            if served.get("pid") == holder:
+                row.version = str(served.get("warehouse", {}).get("version", ""))
+                return row.with_state("busy", f"held by the worker (pid {holder}), which serves it")
             return row.with_state("busy", f"open in process {holder}, which serves its queries")
         try:
             with EmbeddedWarehouse(path) as wh:

@@ -112,6 +112,7 @@ class WorkerState:
         self.processed = 0
         self.dead_lettered = 0
         self.started = time.time()
+        self.warehouse_version = warehouse.version()
 
     def recover(self) -> None:
         """Area table and linker from their topics (blocking; run in a thread)."""
@@ -183,6 +184,12 @@ class WorkerState:
 
     def status(self) -> dict[str, Any]:
         return {
+            "pid": os.getpid(),
+            "warehouse": {
+                "engine": self.warehouse.engine,
+                "version": self.warehouse_version,
+                "location": self.warehouse.location,
+            },
             "ready": self.ready,
             "processed": self.processed,
             "dead_lettered": self.dead_lettered,

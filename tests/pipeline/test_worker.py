@@ -115,6 +115,18 @@ def test_the_worker_loads_every_event_once_and_recovers_its_linker(
             if line.startswith("linkwatch_events_total{")
         )
         assert total == published
+        # `stack status` reports the warehouse the worker holds, with the engine's version.
+        stack = subprocess.run(
+            [LINKWATCH, "stack", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        rows = {r["name"]: r for r in json.loads(stack.stdout)}
+        assert rows["warehouse"]["state"] == "busy"
+        assert rows["warehouse"]["pid"] == proc.pid
+        assert rows["warehouse"]["version"] == first["warehouse"]["version"] != ""
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
