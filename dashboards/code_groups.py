@@ -94,10 +94,19 @@ def code_groups_of(codes: Iterable[str], on: date) -> list[str]:
     """
     wanted = {_key(c) for c in codes if c.strip()}
     wanted |= {c.split(".")[0] for c in wanted if "." in c}
+    by_code = _groups_by_code()
     groups = {
-        g.code_group for g in grouped_codes() if g.entry.valid_on(on) and g.entry.code in wanted
+        g.code_group for code in wanted for g in by_code.get(code, ()) if g.entry.valid_on(on)
     }
     return sorted(groups)
+
+
+@cache
+def _groups_by_code() -> dict[str, tuple[GroupedCode, ...]]:
+    index: dict[str, list[GroupedCode]] = {}
+    for g in grouped_codes():
+        index.setdefault(g.entry.code, []).append(g)
+    return {code: tuple(groups) for code, groups in index.items()}
 
 
 def code_group_rows() -> dict[str, Sequence[object]]:

@@ -209,6 +209,52 @@ class LinkageEngine:
             weights = [self.score(row, candidate) for candidate in candidates]
         return self._decide(record.record_id, row, candidates, weights)
 
+    def add_sequence(self, records: Sequence[StandardRecord]) -> list[LinkResult]:
+        """Add records in order: exactly the decisions :meth:`add` takes one by one, faster.
+
+        Each record is indexed and its term-frequency adjustments are fixed as :meth:`add`
+        would see them (the counts up to and including itself); then every candidate pair of
+        the sequence is scored at once with numpy, in the same order of additions, so the
+        weights are equal to the last bit; the link decisions are taken record by record.
+        The result does not depend on how a stream is cut into sequences, which lets a
+        restarted linker rebuild exactly the persons it had.
+        """
+        import numpy as np
+
+        staged: list[tuple[int, list[int] | None]] = []
+        adjust = np.zeros((len(records), len(self._tf)))
+        for n, record in enumerate(records):
+            row, candidates = self._index_record(record, count_terms=True)
+            staged.append((row, candidates))
+            if candidates:
+                for t, (_, _, column, u) in enumerate(self._tf):
+                    adjust[n, t] = self._tf_adjustment(column, self.store.columns[column][row], u)
+        owner = np.fromiter(
+            (n for n, (_, cands) in enumerate(staged) if cands for _ in cands), dtype=np.int64
+        )
+        left = np.fromiter((row for row, cands in staged if cands for _ in cands), dtype=np.int64)
+        right = np.fromiter((c for _, cands in staged if cands for c in cands), dtype=np.int64)
+        weights: list[float] = []
+        if len(left):
+            matrix = self.comparisons.matrix_for(left, right)
+            scored = np.full(len(left), self._prior_weight)
+            for k, w in enumerate(self._weights):
+                scored += np.asarray(w)[matrix[:, k]]
+            for t, (k, level_index, _, _) in enumerate(self._tf):
+                hits = np.flatnonzero(matrix[:, k] == level_index)
+                scored[hits] += adjust[owner[hits], t]
+            weights = scored.tolist()
+        results: list[LinkResult] = []
+        offset = 0
+        for record, (row, candidates) in zip(records, staged, strict=True):
+            if candidates is None:
+                results.append(self._unlinkable(record.record_id))
+                continue
+            chunk = weights[offset : offset + len(candidates)]
+            offset += len(candidates)
+            results.append(self._decide(record.record_id, row, candidates, chunk))
+        return results
+
     def _index_record(
         self, record: StandardRecord, count_terms: bool, encoded: EncodedRecord | None = None
     ) -> tuple[int, list[int] | None]:

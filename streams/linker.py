@@ -1,8 +1,9 @@
 """The link stage: one active linker holding the linkage index in memory.
 
-``StreamLinker`` feeds events' identities, one at a time and in arrival order, to
+``StreamLinker`` feeds events' identities, in arrival order, to
 the incremental engine of :mod:`linkwatch.linkage`, so its decisions are those of
-``linkwatch link`` over the same records in the same order. Every identity it
+``linkwatch link`` over the same records in the same order (a batch goes to the engine
+as one sequence, which decides exactly as one record at a time would). Every identity it
 indexes is also returned as a log entry; the worker writes those to the linker's
 recovery topic, and ``restore`` replays them in order to rebuild exactly the same
 state after a restart (the engine is deterministic for a given order).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from linkwatch.linkage.clusters import LinkageEngine, MergeEvent, ReviewPair
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
@@ -65,12 +66,17 @@ def identity_record(event: IngestedEvent) -> RawRecord:
     )
 
 
+_LOG_FIELDS = tuple(f.name for f in fields(RawRecord))
+
+
 def log_entry(raw: RawRecord) -> bytes:
     """One line of the linker's recovery log (compact JSON, no empty fields)."""
-    fields = {k: v for k, v in asdict(raw).items() if v not in (None, "")}
-    return json.dumps(
-        {"v": LOG_FORMAT, **fields}, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    doc: dict[str, object] = {"v": LOG_FORMAT}
+    for name in _LOG_FIELDS:
+        value = getattr(raw, name)
+        if value is not None and value != "":
+            doc[name] = value
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def record_from_log(data: bytes) -> RawRecord:
@@ -81,7 +87,10 @@ def record_from_log(data: bytes) -> RawRecord:
 
 
 class StreamLinker:
-    """Links events one by one; remembers which events it has indexed."""
+    """Links events in arrival order; remembers which events it has indexed."""
+
+    #: Identities replayed per engine sequence while restoring.
+    restore_chunk = 20_000
 
     def __init__(self, model: FellegiSunterModel) -> None:
         self.engine = LinkageEngine(model)
@@ -91,41 +100,69 @@ class StreamLinker:
         return len(self._row_of)
 
     def link(self, events: Sequence[IngestedEvent]) -> tuple[list[LinkDecision], list[bytes]]:
-        """Decisions for ``events`` in order, and log entries for the identities newly indexed."""
-        decisions: list[LinkDecision] = []
-        entries: list[bytes] = []
+        """Decisions for ``events`` in order, and log entries for the identities newly indexed.
+
+        The new identities of a batch go to the engine as one sequence, which decides
+        exactly as adding them one by one would.
+        """
+        fresh: list[RawRecord] = []
+        slots: list[int | None] = []  # per event: index into fresh, or None if already indexed
         for event in events:
-            row = self._row_of.get(event.event_id)
-            if row is not None:
-                person = self.engine.person_of_row(row)
-                decisions.append(LinkDecision(event.event_id, person, "linked", 0.0, replayed=True))
+            if event.event_id in self._row_of:
+                slots.append(None)
                 continue
-            raw = identity_record(event)
-            decisions.append(self._add(raw))
-            entries.append(log_entry(raw))
-        return decisions, entries
+            self._row_of[event.event_id] = len(self._row_of)
+            slots.append(len(fresh))
+            fresh.append(identity_record(event))
+        taken = self._add(fresh)
+        decisions = [
+            taken[slot]
+            if slot is not None
+            else LinkDecision(
+                event.event_id,
+                self.engine.person_of_row(self._row_of[event.event_id]),
+                "linked",
+                0.0,
+                replayed=True,
+            )
+            for event, slot in zip(events, slots, strict=True)
+        ]
+        return decisions, [log_entry(raw) for raw in fresh]
 
     def restore(self, entries: Iterable[bytes]) -> list[LinkDecision]:
         """Rebuild the index from the recovery log, in its order; returns the decisions taken
         again (their merges rebuild what downstream state needs)."""
-        decisions = []
+        decisions: list[LinkDecision] = []
+        pending: list[RawRecord] = []
         for data in entries:
             raw = record_from_log(data)
-            if raw.record_id not in self._row_of:
-                decisions.append(self._add(raw))
+            if raw.record_id in self._row_of:
+                continue
+            self._row_of[raw.record_id] = len(self._row_of)
+            pending.append(raw)
+            if len(pending) >= self.restore_chunk:
+                decisions.extend(self._add(pending))
+                pending = []
+        decisions.extend(self._add(pending))
         return decisions
 
-    def _add(self, raw: RawRecord) -> LinkDecision:
-        self._row_of[raw.record_id] = len(self._row_of)
-        result = self.engine.add(standardise(raw))
-        outcome = "new" if result.status in ("new", "unlinkable") else "linked"
-        if outcome == "new" and result.review:
-            outcome = "review"
-        return LinkDecision(
-            raw.record_id,
-            result.person_id,
-            outcome,
-            float(result.match_weight or 0.0),
-            merges=result.merges,
-            review=result.review,
-        )
+    def _add(self, raws: Sequence[RawRecord]) -> list[LinkDecision]:
+        if not raws:
+            return []
+        results = self.engine.add_sequence([standardise(raw) for raw in raws])
+        decisions = []
+        for raw, result in zip(raws, results, strict=True):
+            outcome = "new" if result.status in ("new", "unlinkable") else "linked"
+            if outcome == "new" and result.review:
+                outcome = "review"
+            decisions.append(
+                LinkDecision(
+                    raw.record_id,
+                    result.person_id,
+                    outcome,
+                    float(result.match_weight or 0.0),
+                    merges=result.merges,
+                    review=result.review,
+                )
+            )
+        return decisions

@@ -60,6 +60,10 @@ class Pipeline:
         # surviving person -> every person merged into it, so a later merge of the
         # survivor can point all of them at the new survivor.
         self._absorbed: dict[str, set[str]] = {}
+        # (topic, partition) -> highest offset the warehouse held when first met here.
+        self._stored_high: dict[tuple[str, int], int] = {}
+        #: Rows not inserted because the warehouse already held them (replays).
+        self.skipped_stored = 0
 
     def restore(self, log: Iterable[bytes]) -> int:
         """Rebuild the linker (and the merge map) from the linker's log."""
@@ -105,33 +109,44 @@ class Pipeline:
             )
             for pair in decision.review:
                 out.reviews.append((pair.record_id.encode(), _json(_review_doc(pair))))
-        self.sink.write_events(self._not_yet_stored(out.rows, ingested.events, decisions))
+        self.sink.write_events(self._not_yet_stored(out.rows))
         if person_rows:
             self.sink.write_rows("persons", person_rows)
         if merge_rows:
             self.sink.write_rows("person_merges", merge_rows)
         return out
 
-    def _not_yet_stored(
-        self, rows: list[dict[str, Any]], events: Sequence[Any], decisions: Sequence[LinkDecision]
-    ) -> list[dict[str, Any]]:
-        """Rows minus those a replayed event already put in the warehouse.
+    def forget_partitions(self) -> None:
+        """Look again at what the warehouse holds (after partitions were reassigned)."""
+        self._stored_high.clear()
 
-        Only events the linker had already indexed (a replay after a crash) can be in the
-        warehouse; their offsets are looked up per partition, and only for them.
+    def _not_yet_stored(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows minus those the warehouse already holds.
+
+        A partition's offsets up to the highest one stored (as read when this process
+        first met the partition, then raised by every batch it stores) may be in the
+        warehouse already: a crash after the insert and before the commit, replayed and
+        cut differently. Those are looked up, and only those; offsets beyond are new.
         """
-        replayed = [r for r, d in zip(rows, decisions, strict=True) if d.replayed]
-        if not replayed:
+        suspects: dict[tuple[str, int], list[int]] = {}
+        highest: dict[tuple[str, int], int] = {}
+        for r in rows:
+            key = (r["kafka_topic"], r["kafka_partition"])
+            high = self._stored_high.get(key)
+            if high is None:
+                high = self._stored_high[key] = self.sink.max_stored_offset(*key)
+            if r["kafka_offset"] <= high:
+                suspects.setdefault(key, []).append(r["kafka_offset"])
+            highest[key] = max(highest.get(key, -1), r["kafka_offset"])
+        for key, offset in highest.items():  # what this batch stores counts from now on
+            self._stored_high[key] = max(self._stored_high[key], offset)
+        if not suspects:
             return rows
         stored: set[tuple[str, int, int]] = set()
-        by_partition: dict[tuple[str, int], list[int]] = {}
-        for r in replayed:
-            by_partition.setdefault((r["kafka_topic"], r["kafka_partition"]), []).append(
-                r["kafka_offset"]
-            )
-        for (topic, partition), offsets in by_partition.items():
+        for (topic, partition), offsets in suspects.items():
             found = self.sink.stored_offsets(topic, partition, min(offsets), max(offsets))
             stored |= {(topic, partition, o) for o in found}
+        self.skipped_stored += len(stored)
         return [
             r
             for r in rows

@@ -1,21 +1,18 @@
 """The sink: batched, idempotent inserts of linked events (and reference data) into ClickHouse.
 
-A batch is split into blocks of one Kafka partition and one calendar month each
-(``linked_events`` is partitioned by month, so every block lands in one part and
-is atomic), sorted by event time within the block. Each block carries an
-``insert_deduplication_token`` built from its topic, partition, month and the
-exact offsets it holds, so re-sending the same block after a crash is dropped by
-the table and by the views fed from it.
+A batch goes in as one insert, sorted by event time, carrying an
+``insert_deduplication_token`` built from the exact (topic, partition, offset) set
+it holds, so re-sending the same batch (a retried insert, a replay cut the same
+way) is dropped by the table and by the views fed from it.
 
 A replay after a crash does not always cut batches where the first run did, so
-``stored_offsets`` tells which offsets of a partition are already in the
-warehouse: the worker drops those rows from the first batches it processes
-after taking a partition over.
+``max_stored_offset`` and ``stored_offsets`` tell which offsets of a partition are
+already in the warehouse: the pipeline drops those rows whenever it meets offsets
+at or below what a partition already holds.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -72,10 +69,13 @@ _REPLACING = {
 }
 
 
-def block_token(topic: str, partition: int, month: str, offsets: Sequence[int]) -> str:
-    """A deduplication token naming exactly the rows of one block."""
-    digest = hashlib.blake2b(",".join(map(str, offsets)).encode(), digest_size=8).hexdigest()
-    return f"{topic}/{partition}/{month}/{offsets[0]}-{offsets[-1]}/{len(offsets)}/{digest}"
+def batch_token(keys: Sequence[tuple[str, int, int]]) -> str:
+    """A deduplication token naming exactly the rows of one batch (topic, partition, offset)."""
+    ordered = sorted(keys)
+    digest = hashlib.blake2b(
+        ";".join(f"{t}/{p}/{o}" for t, p, o in ordered).encode(), digest_size=12
+    ).hexdigest()
+    return f"batch/{len(ordered)}/{digest}"
 
 
 class WarehouseSink:
@@ -86,24 +86,23 @@ class WarehouseSink:
         self.database = check_identifier(database, "database")
 
     def write_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert linked-event rows as deduplicated blocks; returns the rows sent."""
-        blocks: dict[tuple[str, int, str], list[Mapping[str, Any]]] = defaultdict(list)
-        for row in rows:
-            when: dt.datetime = row["event_time"]
-            blocks[
-                (row["kafka_topic"], int(row["kafka_partition"]), when.strftime("%Y-%m"))
-            ].append(row)
-        sent = 0
-        for (topic, partition, month), block in sorted(blocks.items()):
-            block.sort(key=lambda r: (r["event_time"], r["kafka_offset"]))
-            offsets = sorted(int(r["kafka_offset"]) for r in block)
-            table = pa.Table.from_pylist([dict(r) for r in block], schema=LINKED_EVENTS_SCHEMA)
-            sent += self.warehouse.insert(
-                f"{self.database}.linked_events",
-                table,
-                dedup_token=block_token(topic, partition, month, offsets),
-            )
-        return sent
+        """Insert linked-event rows as one deduplicated block; returns the rows sent."""
+        if not rows:
+            return 0
+        ordered = sorted(
+            rows,
+            key=lambda r: (
+                r["event_time"],
+                r["kafka_topic"],
+                r["kafka_partition"],
+                r["kafka_offset"],
+            ),
+        )
+        table = pa.Table.from_pylist(ordered, schema=LINKED_EVENTS_SCHEMA)
+        token = batch_token(
+            [(r["kafka_topic"], int(r["kafka_partition"]), int(r["kafka_offset"])) for r in rows]
+        )
+        return self.warehouse.insert(f"{self.database}.linked_events", table, dedup_token=token)
 
     def write_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert rows into a replacing table of the model (persons, person_merges)."""
@@ -121,6 +120,16 @@ class WarehouseSink:
             {"t": topic, "p": partition, "lo": first, "hi": last},
         )
         return {int(o) for o in result.column("kafka_offset")}
+
+    def max_stored_offset(self, topic: str, partition: int) -> int:
+        """The highest offset of ``topic``/``partition`` in the warehouse (-1 if none)."""
+        result = self.warehouse.query(
+            f"SELECT count() AS n, max(kafka_offset) AS high FROM {self.database}.linked_events "
+            "WHERE kafka_topic = {t:String} AND kafka_partition = {p:UInt32}",
+            {"t": topic, "p": partition},
+        )
+        count, high = result.rows[0]
+        return int(high) if int(count) else -1
 
     def write_areas(self, areas: Iterable[Area]) -> int:
         """Replace the areas (and their population cells) with these values."""

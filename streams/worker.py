@@ -21,8 +21,10 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -46,6 +48,7 @@ from linkwatch.streams.sink import WarehouseSink
 from linkwatch.streams.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger("linkwatch.worker")
+T = TypeVar("T")
 
 
 class WorkerError(RuntimeError):
@@ -90,7 +93,7 @@ class Metrics:
         self.latency = Histogram(
             "linkwatch_end_to_end_seconds",
             "Publish time to warehouse commit, per event",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300),
             registry=r,
         )
 
@@ -113,6 +116,13 @@ class WorkerState:
         self.dead_lettered = 0
         self.started = time.time()
         self.warehouse_version = warehouse.version()
+        # One thread does all pipeline work, in order, off the event loop: the consumer
+        # keeps fetching the next batch while this one is linked and loaded.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the pipeline thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def recover(self) -> None:
         """Area table and linker from their topics (blocking; run in a thread)."""
@@ -256,7 +266,7 @@ def create_app(state: WorkerState) -> Any:
             return
         future = recovering["future"]
         if future is None:
-            future = asyncio.get_running_loop().run_in_executor(None, state.recover)
+            future = asyncio.ensure_future(state.run(state.recover))
             recovering["future"] = future
         await future
 
@@ -286,7 +296,7 @@ def create_app(state: WorkerState) -> Any:
                     for e in events
                 ]
                 produced = [float(e.message.timestamp or 0.0) for e in events]
-                state.handle(messages, produced)
+                await state.run(state.handle, messages, produced)
             except BaseException:
                 # Leaving the loop would acknowledge this batch: end the process so it is replayed.
                 log.exception(
@@ -305,7 +315,7 @@ def create_app(state: WorkerState) -> Any:
                     for e in events
                     if e.message.value
                 ]
-                state.pipeline.apply_areas(records)
+                await state.run(state.pipeline.apply_areas, records)
             except Exception as exc:  # a bad area record must not stop the events
                 log.error("area records not applied: %s", exc)
                 state.producer.produce(
@@ -318,6 +328,11 @@ def create_app(state: WorkerState) -> Any:
                         source_topic=topics.AREA_SES.name,
                     ).to_json(),
                 )
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def look_again(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Partitions that were elsewhere may have been loaded there meanwhile.
+        await state.run(state.pipeline.forget_partitions)
 
     progress = {"seen": 0, "at": time.monotonic()}
 

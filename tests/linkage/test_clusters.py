@@ -256,3 +256,20 @@ def test_batch_takes_the_same_decisions_as_adding_one_by_one(
         assert (a.match_weight is None) == (b.match_weight is None)
         if a.match_weight is not None and b.match_weight is not None:
             assert a.match_weight == pytest.approx(b.match_weight)
+
+
+@pytest.mark.parametrize("cut", [1, 7, 250, 5000])
+def test_sequences_take_exactly_the_decisions_of_adding_one_by_one(
+    dutch: tuple[list[StandardRecord], dict[str, str], FellegiSunterModel], cut: int
+) -> None:
+    records, _, model = dutch
+    online = LinkageEngine(model)
+    online.vector_threshold = 4  # exercise both scoring paths
+    one_by_one = [online.add(record) for record in records]
+    sequenced = LinkageEngine(model)
+    results = []
+    for start in range(0, len(records), cut):
+        results.extend(sequenced.add_sequence(records[start : start + cut]))
+    assert results == one_by_one  # persons, outcomes, weights to the bit, merges, reviews
+    assert sequenced.person_ids() == online.person_ids()
+    assert sequenced.counts == online.counts
