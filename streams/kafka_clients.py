@@ -9,6 +9,7 @@ of stderr, so a broker restart does not flood a progress bar.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,17 +106,25 @@ def read_topic(
             if high <= low:
                 continue
             consumer.assign([tp])
-            done = False
-            while not done:
-                batch = consumer.consume(1000, timeout=timeout)
+            position = low
+            stalled_since = time.monotonic()
+            while position < high:
+                # consume() waits until it has as many messages as asked or its timeout has
+                # passed: never ask past the end, and wait briefly (compacted topics have gaps).
+                batch = consumer.consume(min(5000, high - position), timeout=0.25)
                 if not batch:
-                    raise TimeoutError(f"reading {topic}[{partition}] stalled before offset {high}")
+                    if time.monotonic() - stalled_since > timeout:
+                        raise TimeoutError(
+                            f"reading {topic}[{partition}] stalled before offset {high}"
+                        )
+                    continue
+                stalled_since = time.monotonic()
                 for msg in batch:
                     if msg.error() is not None:
                         continue
+                    position = (msg.offset() or 0) + 1
                     yield msg.key(), msg.value()
-                    if (msg.offset() or 0) + 1 >= high:
-                        done = True
+                    if position >= high:
                         break
     finally:
         consumer.close()

@@ -15,6 +15,7 @@ were committed) is not indexed again: it gets its record's current person.
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
@@ -24,6 +25,7 @@ from linkwatch.linkage.standardise import RawRecord, standardise
 from linkwatch.streams.ingest import IngestedEvent
 
 LOG_FORMAT = 1
+OUTCOMES = ("linked", "new", "review")
 _SEX = {"MALE": "M", "FEMALE": "F"}
 
 
@@ -95,6 +97,9 @@ class StreamLinker:
     def __init__(self, model: FellegiSunterModel) -> None:
         self.engine = LinkageEngine(model)
         self._row_of: dict[str, int] = {}
+        # Per indexed identity: the outcome and weight it was linked with, for replays.
+        self._outcome = array("b")
+        self._weight = array("f")
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -116,15 +121,7 @@ class StreamLinker:
             fresh.append(identity_record(event))
         taken = self._add(fresh)
         decisions = [
-            taken[slot]
-            if slot is not None
-            else LinkDecision(
-                event.event_id,
-                self.engine.person_of_row(self._row_of[event.event_id]),
-                "linked",
-                0.0,
-                replayed=True,
-            )
+            taken[slot] if slot is not None else self._replayed(event.event_id)
             for event, slot in zip(events, slots, strict=True)
         ]
         return decisions, [log_entry(raw) for raw in fresh]
@@ -146,6 +143,17 @@ class StreamLinker:
         decisions.extend(self._add(pending))
         return decisions
 
+    def _replayed(self, event_id: str) -> LinkDecision:
+        """An event indexed before: its current person, with the outcome it was linked with."""
+        row = self._row_of[event_id]
+        return LinkDecision(
+            event_id,
+            self.engine.person_of_row(row),
+            OUTCOMES[self._outcome[row]],
+            float(self._weight[row]),
+            replayed=True,
+        )
+
     def _add(self, raws: Sequence[RawRecord]) -> list[LinkDecision]:
         if not raws:
             return []
@@ -155,6 +163,8 @@ class StreamLinker:
             outcome = "new" if result.status in ("new", "unlinkable") else "linked"
             if outcome == "new" and result.review:
                 outcome = "review"
+            self._outcome.append(OUTCOMES.index(outcome))
+            self._weight.append(float(result.match_weight or 0.0))
             decisions.append(
                 LinkDecision(
                     raw.record_id,

@@ -66,10 +66,27 @@ class Pipeline:
         self.skipped_stored = 0
 
     def restore(self, log: Iterable[bytes]) -> int:
-        """Rebuild the linker (and the merge map) from the linker's log."""
+        """Rebuild the linker (and the merge map) from the linker's log.
+
+        The merges the log implies are written to the warehouse again, in their final
+        form: a crash can come after the log has a batch and before its merges were
+        stored.
+        """
         decisions = self.linker.restore(log)
         for decision in decisions:
             self._follow(decision.merges, version=0)
+        rows = [
+            {
+                "person_id": person,
+                "canonical_person_id": survivor,
+                "merged_at": self.now(),
+                "version": len(self.linker),
+            }
+            for survivor, absorbed in sorted(self._absorbed.items())
+            for person in sorted(absorbed)
+        ]
+        if rows:
+            self.sink.write_rows("person_merges", rows)
         return len(decisions)
 
     def apply_areas(self, records: Iterable[Mapping[str, Any]]) -> int:
@@ -77,8 +94,18 @@ class Pipeline:
         areas = [self.areas.update(r) for r in records]
         return self.sink.write_areas(areas)
 
-    def process(self, messages: Sequence[RawMessage]) -> BatchOutput:
-        """Ingest, link, enrich and load one batch."""
+    def process(
+        self,
+        messages: Sequence[RawMessage],
+        log_written: Callable[[BatchOutput], None] | None = None,
+    ) -> BatchOutput:
+        """Ingest, link, enrich and load one batch.
+
+        ``log_written`` is called with the batch's linker-log entries once they are
+        known and must return only when they are durable: the warehouse is loaded after
+        it, so that whatever the warehouse holds, the log holds too, and a restarted
+        linker gives replayed events the persons the warehouse has.
+        """
         out = BatchOutput()
         ingested = ingest_batch(messages, self.registry, now=self.now)
         out.dead_letters = ingested.dead_letters
@@ -87,6 +114,8 @@ class Pipeline:
             (e.event_id.encode(), entry)
             for e, entry in _paired(ingested.events, decisions, entries)
         ]
+        if log_written is not None:
+            log_written(out)
         merge_rows: list[dict[str, Any]] = []
         person_rows: list[dict[str, Any]] = []
         for event, decision in zip(ingested.events, decisions, strict=True):
@@ -98,7 +127,7 @@ class Pipeline:
             )
             out.rows.append(row)
             out.linked.append((event.event_id.encode(), _json(row)))
-            if decision.outcome in ("new", "review") and not decision.replayed:
+            if decision.outcome in ("new", "review"):  # replacing rows: a replay rewrites them
                 person_rows.append(_person(row, event.identity, len(self.linker)))
             for merge in decision.merges:
                 out.merges.append(

@@ -7,10 +7,12 @@ rebuilds its state: the area table and the linker, each by reading its topic fro
 the beginning with a plain consumer, in a thread (decoding on the event loop would
 starve the consumer's heartbeats).
 
-Delivery: a batch's offsets are committed by Faust only after the loop body has
-finished — after its rows are in the warehouse (idempotently) and its linker-log
-entries, dead letters and outputs are acknowledged by Kafka (an idempotent
-producer, flushed in the body). Any failure in the body ends the process at once
+Delivery: in a batch, the linker-log entries are acknowledged by Kafka first, then
+the rows go into the warehouse (idempotently), then the dead letters and outputs
+are acknowledged (an idempotent producer, flushed in the body); Faust commits the
+batch's offsets only after the loop body has finished. Whatever the warehouse holds,
+the log holds too, so a restarted linker gives replayed events the persons the
+warehouse has. Any failure in the body ends the process at once
 (``os._exit``), because a generator that raises would acknowledge the failed batch
 (faust-streaming #315); the restarted worker replays it. See docs/faust-behaviour.md.
 """
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -46,6 +48,9 @@ from linkwatch.streams.linker import StreamLinker
 from linkwatch.streams.pipeline import BatchOutput, Pipeline
 from linkwatch.streams.sink import WarehouseSink
 from linkwatch.streams.warehouse import Warehouse, open_warehouse
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger("linkwatch.worker")
 T = TypeVar("T")
@@ -138,7 +143,7 @@ class WorkerState:
 
     def handle(self, messages: list[RawMessage], produced_at: list[float]) -> BatchOutput:
         started = time.monotonic()
-        out = self.pipeline.process(messages)
+        out = self.pipeline.process(messages, log_written=self._write_log)
         self._publish(out)
         done = time.time()
         m = self.metrics
@@ -158,8 +163,23 @@ class WorkerState:
         self.dead_lettered += len(out.dead_letters)
         return out
 
+    def _write_log(self, out: BatchOutput) -> None:
+        """The batch's linker-log entries, acknowledged by Kafka before the warehouse load."""
+        self._send([(topics.LINKER_LOG.name, key, entry, None) for key, entry in out.log_entries])
+
     def _publish(self, out: BatchOutput) -> None:
         """Send a batch's outputs and wait until Kafka has them all."""
+        self._send(
+            [(topics.DLQ.name, d.key, d.to_json(), d.headers()) for d in out.dead_letters]
+            + [(topics.LINKED.name, k, v, None) for k, v in out.linked]
+            + [(topics.MERGES.name, k, v, None) for k, v in out.merges]
+            + [(topics.REVIEW.name, k, v, None) for k, v in out.reviews]
+        )
+
+    def _send(self, messages: list[tuple[str, bytes | None, bytes, Any]]) -> None:
+        """Produce ``messages`` (topic, key, value, headers) and wait for every acknowledgement."""
+        if not messages:
+            return
         failures: list[str] = []
 
         def on_delivery(err: Any, _msg: Any) -> None:
@@ -176,16 +196,8 @@ class WorkerState:
                 except BufferError:
                     self.producer.poll(0.05)
 
-        for key, entry in out.log_entries:
-            send(topics.LINKER_LOG.name, key, entry)
-        for letter in out.dead_letters:
-            send(topics.DLQ.name, letter.key, letter.to_json(), letter.headers())
-        for key, value in out.linked:
-            send(topics.LINKED.name, key, value)
-        for key, value in out.merges:
-            send(topics.MERGES.name, key, value)
-        for key, value in out.reviews:
-            send(topics.REVIEW.name, key, value)
+        for topic, key, value, headers in messages:
+            send(topic, key, value, headers)
         remaining = self.producer.flush(120)
         if remaining or failures:
             raise WorkerError(
@@ -228,13 +240,12 @@ def open_state(settings: Settings) -> WorkerState:
     return WorkerState(settings, warehouse, model)
 
 
-def create_app(state: WorkerState) -> Any:
-    """The Faust application around ``state``."""
+def faust_app(settings: Settings, app_id: str = "linkwatch-worker") -> faust.App:
+    """A Faust application with the worker's settings (also used by the pipeline benchmark)."""
     import faust
 
-    settings = state.settings
-    app = faust.App(
-        "linkwatch-worker",
+    return faust.App(
+        app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
         key_serializer="raw",
@@ -255,6 +266,12 @@ def create_app(state: WorkerState) -> Any:
         web_router_enabled=False,
         web_tables_enabled=False,
     )
+
+
+def create_app(state: WorkerState) -> Any:
+    """The Faust application around ``state``."""
+    settings = state.settings
+    app = faust_app(settings)
     provider = app.topic(
         *(t.name for t in topics.PROVIDER_TOPICS), key_serializer="raw", value_serializer="raw"
     )

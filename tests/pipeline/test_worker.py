@@ -7,10 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pyarrow.csv as pacsv
 import pytest
@@ -24,30 +22,7 @@ from linkwatch.schemas.events import IdentityPolicy
 from linkwatch.schemas.pseudonymise import PseudonymDomain
 from linkwatch.schemas.synth import SynthConfig, generate
 from linkwatch.streams.publish import ProviderPublisher, publish_areas
-
-LINKWATCH = str(Path(sys.executable).parent / "linkwatch")
-TODAY = __import__("datetime").date(2030, 1, 1)
-
-
-def status(port: int) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as response:
-            return dict(json.loads(response.read()))
-    except OSError:
-        return {}
-
-
-def wait_for(
-    port: int, done: Any, proc: subprocess.Popen[bytes], timeout: float = 240
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the worker exited"
-        current = status(port)
-        if current and done(current):
-            return current
-        time.sleep(1)
-    raise AssertionError(f"worker did not get there in {timeout} s: {status(port)}")
+from tests.pipeline.harness import LINKWATCH, TODAY, wait_for
 
 
 def warehouse_counts(path: Path) -> tuple[int, ...]:
