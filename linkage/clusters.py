@@ -115,6 +115,28 @@ class LinkageEngine:
         #: Called with (row, candidate row, match weight) for every scored pair, when set.
         self.pair_sink: Callable[[int, int, float], None] | None = None
 
+    # --- state --------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything the engine has learnt from its records (picklable), for a snapshot."""
+        return {
+            "store": self.store,
+            "index": self.index,
+            "counts": self.counts,
+            "record_person": self._record_person,
+            "parent": self._parent,
+        }
+
+    @classmethod
+    def from_state(cls, model: FellegiSunterModel, state: dict[str, Any]) -> LinkageEngine:
+        """An engine holding exactly what :meth:`state` saved, with ``model``."""
+        engine = cls(model, store=state["store"])
+        engine.index = state["index"]
+        engine.counts = state["counts"]
+        engine._record_person = state["record_person"]
+        engine._parent = state["parent"]
+        return engine
+
     # --- persons ------------------------------------------------------------------------
 
     def _find(self, person: int) -> int:

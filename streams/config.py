@@ -235,6 +235,13 @@ FIELDS: tuple[Field, ...] = (
         0.5,
         "seconds the worker waits to fill a batch (the latency it adds at low load)",
     ),
+    Field(
+        "snapshot_every",
+        "LINKWATCH_SNAPSHOT_EVERY",
+        _positive_int,
+        100_000,
+        "new identities between two snapshots of the linker (a restart replays at most these)",
+    ),
 )
 
 
@@ -261,6 +268,7 @@ class Settings:
     worker_port: int
     batch_size: int
     batch_wait: float
+    snapshot_every: int
 
     @classmethod
     def load(

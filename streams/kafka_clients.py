@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -86,9 +86,15 @@ def require_broker(bootstrap_servers: str, timeout: float = 10.0) -> None:
 
 
 def read_topic(
-    bootstrap_servers: str, topic: str, timeout: float = 30.0
+    bootstrap_servers: str,
+    topic: str,
+    timeout: float = 30.0,
+    start: Mapping[int, int] | None = None,
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """Every message of ``topic`` up to its end when called, in partition order (no group)."""
+    """Every message of ``topic`` up to its end when called, in partition order (no group).
+
+    ``start`` gives the first offset to read per partition (default: the beginning).
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -103,10 +109,12 @@ def read_topic(
         for partition in sorted(meta.partitions):
             tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-            if high <= low:
+            first = max(low, (start or {}).get(partition, low))
+            if high <= first:
                 continue
+            tp = TopicPartition(topic, partition, first)
             consumer.assign([tp])
-            position = low
+            position = first
             stalled_since = time.monotonic()
             while position < high:
                 # consume() waits until it has as many messages as asked or its timeout has

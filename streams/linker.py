@@ -14,10 +14,12 @@ were committed) is not indexed again: it gets its record's current person.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 from linkwatch.linkage.clusters import LinkageEngine, MergeEvent, ReviewPair
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
@@ -25,6 +27,7 @@ from linkwatch.linkage.standardise import RawRecord, standardise
 from linkwatch.streams.ingest import IngestedEvent
 
 LOG_FORMAT = 1
+SNAPSHOT_FORMAT = 1
 OUTCOMES = ("linked", "new", "review")
 _SEX = {"MALE": "M", "FEMALE": "F"}
 
@@ -81,6 +84,12 @@ def log_entry(raw: RawRecord) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def model_digest(model: FellegiSunterModel) -> str:
+    """A short fingerprint of a linkage model's content."""
+    text = json.dumps(model.to_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 def record_from_log(data: bytes) -> RawRecord:
     doc = json.loads(data)
     if doc.pop("v", None) != LOG_FORMAT:
@@ -103,6 +112,38 @@ class StreamLinker:
 
     def __len__(self) -> int:
         return len(self._row_of)
+
+    @property
+    def last_record_id(self) -> str | None:
+        ids = self.engine.store.record_ids
+        return ids[-1] if ids else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The linker's whole state (picklable), tagged with the model it was built with."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "model": model_digest(self.engine.model),
+            "identities": len(self),
+            "last_record_id": self.last_record_id,
+            "engine": self.engine.state(),
+            "outcome": self._outcome,
+            "weight": self._weight,
+        }
+
+    @classmethod
+    def from_snapshot(cls, model: FellegiSunterModel, snap: dict[str, Any]) -> StreamLinker:
+        """A linker from :meth:`snapshot`; refuses one of another format or model."""
+        if snap.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"linker snapshot of format {snap.get('format')!r}")
+        if snap.get("model") != model_digest(model):
+            raise ValueError("linker snapshot built with another linkage model")
+        linker = cls(model)
+        linker.engine = LinkageEngine.from_state(model, snap["engine"])
+        linker._row_of = {rid: row for row, rid in enumerate(linker.engine.store.record_ids)}
+        linker._outcome, linker._weight = snap["outcome"], snap["weight"]
+        if not len(linker._row_of) == len(linker._outcome) == snap["identities"]:
+            raise ValueError("linker snapshot is inconsistent")
+        return linker
 
     def link(self, events: Sequence[IngestedEvent]) -> tuple[list[LinkDecision], list[bytes]]:
         """Decisions for ``events`` in order, and log entries for the identities newly indexed.

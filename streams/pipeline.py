@@ -89,6 +89,20 @@ class Pipeline:
             self.sink.write_rows("person_merges", rows)
         return len(decisions)
 
+    def snapshot(self, log_position: int) -> dict[str, Any]:
+        """The linking state after the first ``log_position`` entries of the linker's log."""
+        return {
+            "linker": self.linker.snapshot(),
+            "absorbed": self._absorbed,
+            "log_position": log_position,
+        }
+
+    def load_snapshot(self, snap: dict[str, Any]) -> int:
+        """Take the state of :meth:`snapshot`; returns the log position it stands at."""
+        linker = StreamLinker.from_snapshot(self.linker.engine.model, snap["linker"])
+        self.linker, self._absorbed = linker, snap["absorbed"]
+        return int(snap["log_position"])
+
     def apply_areas(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Take area records (from the compacted reference topic) into the table and warehouse."""
         areas = [self.areas.update(r) for r in records]

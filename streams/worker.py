@@ -44,9 +44,10 @@ from linkwatch.streams.config import Settings
 from linkwatch.streams.deadletter import DeadLetter
 from linkwatch.streams.ingest import RawMessage
 from linkwatch.streams.kafka_clients import make_producer, read_topic
-from linkwatch.streams.linker import StreamLinker
+from linkwatch.streams.linker import StreamLinker, record_from_log
 from linkwatch.streams.pipeline import BatchOutput, Pipeline
 from linkwatch.streams.sink import WarehouseSink
+from linkwatch.streams.snapshots import read_snapshot, snapshot_path, write_snapshot
 from linkwatch.streams.warehouse import Warehouse, open_warehouse
 
 if TYPE_CHECKING:
@@ -109,11 +110,12 @@ class WorkerState:
     def __init__(self, settings: Settings, warehouse: Warehouse, model: FellegiSunterModel) -> None:
         self.settings = settings
         self.warehouse = warehouse
-        self.pipeline = Pipeline(
-            SchemaRegistry.shipped(),
-            StreamLinker(model),
-            WarehouseSink(warehouse, settings.database),
-        )
+        self.model = model
+        self.pipeline = self._fresh_pipeline()
+        self.snapshot_file = snapshot_path(settings.state_dir)
+        # Entries of the linker's log covered by the state, and by the last snapshot.
+        self.log_position = 0
+        self.snapshot_position = 0
         self.producer = make_producer(settings.bootstrap_servers)
         self.metrics = Metrics()
         self.ready = False
@@ -125,6 +127,13 @@ class WorkerState:
         # keeps fetching the next batch while this one is linked and loaded.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
 
+    def _fresh_pipeline(self) -> Pipeline:
+        return Pipeline(
+            SchemaRegistry.shipped(),
+            StreamLinker(self.model),
+            WarehouseSink(self.warehouse, self.settings.database),
+        )
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on the pipeline thread."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -135,11 +144,63 @@ class WorkerState:
         registry = self.pipeline.registry
         areas = [registry.decode(v)[1] for _, v in read_topic(bootstrap, topics.AREA_SES.name) if v]
         self.pipeline.apply_areas(areas)
-        replayed = self.pipeline.restore(
-            v for _, v in read_topic(bootstrap, topics.LINKER_LOG.name) if v
+        started = time.monotonic()
+        position = self._load_snapshot()
+        from_snapshot = len(self.pipeline.linker)
+        tail = [
+            v for _, v in read_topic(bootstrap, topics.LINKER_LOG.name, start={0: position}) if v
+        ]
+        self.pipeline.restore(tail)
+        self.log_position = position + len(tail)
+        log.info(
+            "recovered %d areas and %d linked identities (%d from a snapshot, %d replayed "
+            "from the log) in %.1f s",
+            len(areas),
+            len(self.pipeline.linker),
+            from_snapshot,
+            len(tail),
+            time.monotonic() - started,
         )
-        log.info("recovered %d areas and %d linked identities", len(areas), replayed)
+        if len(tail) >= self.settings.snapshot_every:
+            self.save_snapshot()
         self.ready = True
+
+    def _load_snapshot(self) -> int:
+        """The linker from its snapshot when it matches the log; the log position it stands at."""
+        snap = read_snapshot(self.snapshot_file)
+        if snap is None:
+            return 0
+        try:
+            position = self.pipeline.load_snapshot(snap)
+            last = self.pipeline.linker.last_record_id
+            if position > 0:
+                entry = next(
+                    read_topic(
+                        self.settings.bootstrap_servers,
+                        topics.LINKER_LOG.name,
+                        start={0: position - 1},
+                    ),
+                    (None, None),
+                )[1]
+                if entry is None or record_from_log(entry).record_id != last:
+                    raise ValueError(f"the log at {position - 1} is not its last identity {last}")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("linker snapshot not used (%s): replaying the whole log", exc)
+            self.pipeline = self._fresh_pipeline()
+            return 0
+        return position
+
+    def save_snapshot(self) -> None:
+        """Snapshot the linker at the current log position (on the pipeline thread)."""
+        started = time.monotonic()
+        size = write_snapshot(self.snapshot_file, self.pipeline.snapshot(self.log_position))
+        self.snapshot_position = self.log_position
+        log.info(
+            "linker snapshot at log position %d: %.0f MB in %.1f s",
+            self.log_position,
+            size / 1e6,
+            time.monotonic() - started,
+        )
 
     def handle(self, messages: list[RawMessage], produced_at: list[float]) -> BatchOutput:
         started = time.monotonic()
@@ -161,11 +222,14 @@ class WorkerState:
                 m.latency.observe(max(0.0, done - t))
         self.processed += len(out.rows)
         self.dead_lettered += len(out.dead_letters)
+        if self.log_position - self.snapshot_position >= self.settings.snapshot_every:
+            self.save_snapshot()
         return out
 
     def _write_log(self, out: BatchOutput) -> None:
         """The batch's linker-log entries, acknowledged by Kafka before the warehouse load."""
         self._send([(topics.LINKER_LOG.name, key, entry, None) for key, entry in out.log_entries])
+        self.log_position += len(out.log_entries)
 
     def _publish(self, out: BatchOutput) -> None:
         """Send a batch's outputs and wait until Kafka has them all."""
@@ -216,6 +280,8 @@ class WorkerState:
             "processed": self.processed,
             "dead_lettered": self.dead_lettered,
             "indexed_identities": len(self.pipeline.linker),
+            "linker_log_position": self.log_position,
+            "linker_snapshot_position": self.snapshot_position,
             "areas": len(self.pipeline.areas),
             "uptime_seconds": round(time.time() - self.started, 1),
         }

@@ -66,6 +66,7 @@ def worker_env(bootstrap: str, world: World, root: Path) -> tuple[dict[str, str]
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "LINKWATCH_WAREHOUSE_DIR": str(root / "warehouse"),
+        "LINKWATCH_STATE_DIR": str(root / "state"),
         "LINKWATCH_LINKAGE_MODEL": str(world.model),
         "LINKWATCH_WORKER_PORT": str(port),
         "LINKWATCH_BATCH_WAIT": "0.2",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,6 +72,8 @@ def test_the_worker_loads_every_event_once_and_recovers_its_linker(
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "LINKWATCH_WAREHOUSE_DIR": str(tmp_path / "warehouse"),
+        "LINKWATCH_STATE_DIR": str(tmp_path / "state"),
+        "LINKWATCH_SNAPSHOT_EVERY": "300",
         "LINKWATCH_LINKAGE_MODEL": str(model_path),
         "LINKWATCH_WORKER_PORT": str(port),
         "LINKWATCH_BATCH_WAIT": "0.2",
@@ -109,16 +112,31 @@ def test_the_worker_loads_every_event_once_and_recovers_its_linker(
             proc.kill()
     assert warehouse_counts(tmp_path / "warehouse") == (published, published, published)
 
-    # Restarted, it rebuilds the linker from its log and loads nothing twice.
-    proc = subprocess.Popen([LINKWATCH, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        again = wait_for(port, lambda s: s["ready"], proc)
-        assert again["indexed_identities"] == published
-        assert again["processed"] == 0
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
+    # Restarted, it rebuilds the linker from its snapshot and the log's tail, then from the
+    # whole log when the snapshot is unusable, and loads nothing twice.
+    snapshot = tmp_path / "state" / "worker" / "linker.snapshot"
+    assert snapshot.exists()
+    for damage in (False, True):
+        if damage:
+            snapshot.write_bytes(snapshot.read_bytes()[:1000])
+        proc = subprocess.Popen(
+            [LINKWATCH, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            again = wait_for(port, lambda s: s["ready"], proc)
+            assert again["indexed_identities"] == published
+            assert again["linker_log_position"] == published
+            assert again["processed"] == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    log.close()
+    text = (tmp_path / "worker.log").read_text()
+    from_snapshot = [int(n) for n in re.findall(r"\((\d+) from a snapshot", text)]
+    assert from_snapshot[0] == 0  # the first start had none
+    assert from_snapshot[1] >= published - 300  # the restart replayed only the log's tail
+    assert from_snapshot[2] == 0  # the damaged snapshot was not used ...
+    assert "not used" in text  # ... and the log says so
     assert warehouse_counts(tmp_path / "warehouse") == (published, published, published)

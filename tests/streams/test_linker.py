@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
@@ -16,6 +17,7 @@ from linkwatch.linkage.standardise import RawRecord, standardise
 from linkwatch.schemas.synth import SynthConfig, generate
 from linkwatch.streams.ingest import IngestedEvent
 from linkwatch.streams.linker import StreamLinker, identity_record
+from linkwatch.streams.snapshots import read_snapshot, write_snapshot
 
 SEX = {"M": "MALE", "F": "FEMALE"}
 
@@ -114,6 +116,35 @@ def test_restoring_from_the_log_gives_the_same_state(
     assert entries == []
     assert all(d.replayed for d in replayed)
     assert len(second) == len(events) + len(again)
+
+
+def test_a_snapshot_gives_the_same_linker_and_refuses_another_model(
+    identities: list[RawRecord], model: FellegiSunterModel, tmp_path: Path
+) -> None:
+    events = [as_event(r, i) for i, r in enumerate(identities)]
+    first = StreamLinker(model)
+    first_decisions, _ = first.link(events[:300])
+    path = tmp_path / "linker.snapshot"
+    write_snapshot(path, first.snapshot())
+    snap = read_snapshot(path)
+    assert snap is not None
+    second = StreamLinker.from_snapshot(model, snap)
+    assert second.engine.person_ids() == first.engine.person_ids()
+    assert second.engine.counts == first.engine.counts
+    a, log_a = first.link(events[300:])
+    b, log_b = second.link(events[300:])
+    assert a == b  # persons, outcomes, weights, merges, reviews
+    assert log_a == log_b
+    replayed, _ = second.link(events[:5])
+    assert [d.replayed for d in replayed] == [True] * 5
+    assert [(d.outcome, d.weight) for d in replayed] == [
+        (d.outcome, pytest.approx(d.weight, rel=1e-6)) for d in first_decisions[:5]
+    ]
+    other = dataclasses.replace(model, link_threshold=0.9)
+    with pytest.raises(ValueError, match="another linkage model"):
+        StreamLinker.from_snapshot(other, snap)
+    path.write_bytes(b"not a snapshot")
+    assert read_snapshot(path) is None
 
 
 def test_order_changes_almost_nothing(
