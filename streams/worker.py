@@ -32,6 +32,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -96,6 +97,12 @@ class Metrics:
         self.batch_seconds = Histogram(
             "linkwatch_batch_seconds", "Time to process and make a batch durable", registry=r
         )
+        self.lag = Gauge(
+            "linkwatch_consumer_lag",
+            "Provider messages not yet processed, by topic and partition",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.latency = Histogram(
             "linkwatch_end_to_end_seconds",
             "Publish time to warehouse commit, per event",
@@ -119,6 +126,8 @@ class WorkerState:
         self.producer = make_producer(settings.bootstrap_servers)
         self.metrics = Metrics()
         self.ready = False
+        # (topic, partition) -> the offset after the last message processed.
+        self.positions: dict[tuple[str, int], int] = {}
         self.processed = 0
         self.dead_lettered = 0
         self.started = time.time()
@@ -222,6 +231,9 @@ class WorkerState:
                 m.latency.observe(max(0.0, done - t))
         self.processed += len(out.rows)
         self.dead_lettered += len(out.dead_letters)
+        for message in messages:
+            key = (message.topic, message.partition)
+            self.positions[key] = max(self.positions.get(key, 0), message.offset + 1)
         if self.log_position - self.snapshot_position >= self.settings.snapshot_every:
             self.save_snapshot()
         return out
@@ -338,9 +350,8 @@ def create_app(state: WorkerState) -> Any:
     """The Faust application around ``state``."""
     settings = state.settings
     app = faust_app(settings)
-    provider = app.topic(
-        *(t.name for t in topics.PROVIDER_TOPICS), key_serializer="raw", value_serializer="raw"
-    )
+    provider_names = [t.name for t in topics.PROVIDER_TOPICS]
+    provider = app.topic(*provider_names, key_serializer="raw", value_serializer="raw")
     areas = app.topic(topics.AREA_SES.name, key_serializer="raw", value_serializer="raw")
     recovering: dict[str, asyncio.Future[None] | None] = {"future": None}
 
@@ -433,6 +444,19 @@ def create_app(state: WorkerState) -> Any:
                 len(state.pipeline.linker),
             )
         progress["seen"], progress["at"] = done, now
+
+    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    async def measure_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in provider_names:
+                continue
+            high = consumer.highwater(tp)
+            done = state.positions.get((tp.topic, tp.partition))
+            if done is None:
+                position = await consumer.position(tp)
+                done = position if position is not None else 0
+            state.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

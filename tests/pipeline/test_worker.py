@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from linkwatch.schemas.pseudonymise import PseudonymDomain
 from linkwatch.schemas.synth import SynthConfig, generate
 from linkwatch.streams.publish import ProviderPublisher, publish_areas
 from tests.pipeline.harness import LINKWATCH, TODAY, wait_for
+from tests.pipeline.harness import metrics as harness_metrics
 
 
 def warehouse_counts(path: Path) -> tuple[int, ...]:
@@ -93,6 +95,20 @@ def test_the_worker_loads_every_event_once_and_recovers_its_linker(
             if line.startswith("linkwatch_events_total{")
         )
         assert total == published
+        # Consumer lag per provider partition, measured every few seconds: none once drained.
+        lags: list[float] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            lags = [
+                float(line.rsplit(" ", 1)[1])
+                for line in harness_metrics(port).splitlines()
+                if line.startswith("linkwatch_consumer_lag{")
+            ]
+            if len(lags) == 12 and sum(lags) == 0:
+                break
+            time.sleep(1)
+        assert len(lags) == 12  # 3 provider topics x 4 partitions
+        assert sum(lags) == 0
         # `stack status` reports the warehouse the worker holds, with the engine's version.
         stack = subprocess.run(
             [LINKWATCH, "stack", "status", "--json"],
