@@ -242,6 +242,13 @@ FIELDS: tuple[Field, ...] = (
         100_000,
         "new identities between two snapshots of the linker (a restart replays at most these)",
     ),
+    Field(
+        "alerting_interval",
+        "LINKWATCH_ALERTING_INTERVAL",
+        _positive_seconds,
+        60.0,
+        "seconds between two runs of the detectors over the warehouse in the worker",
+    ),
 )
 
 
@@ -269,6 +276,7 @@ class Settings:
     batch_size: int
     batch_wait: float
     snapshot_every: int
+    alerting_interval: float
 
     @classmethod
     def load(

@@ -1,20 +1,22 @@
 """``linkwatch worker``: the Faust application that runs the pipeline.
 
-One agent takes batches of provider events (``take_events``) and hands each batch
-to :class:`~linkwatch.streams.pipeline.Pipeline`; a second keeps the area table
-current from the compacted reference topic. Before the first batch the worker
-rebuilds its state: the area table and the linker, each by reading its topic from
-the beginning with a plain consumer, in a thread (decoding on the event loop would
-starve the consumer's heartbeats).
+Faust runs the application: its web pages (/healthz, /readyz, /status, /metrics),
+timers, the agent that keeps the area table current from the compacted reference
+topic, and the lifecycle. The provider events themselves are taken by a plain
+confluent-kafka consumer on the pipeline thread, in batches, and handed to
+:class:`~linkwatch.streams.pipeline.Pipeline`: measured here, Faust's per-event
+stream machinery alone costs more than linking, enriching and loading an event
+(``bench/bench_pipeline.py`` prints both), so the hot path does not go through it.
+Before the first batch the worker rebuilds its state: the area table, and the
+linker from its last snapshot and the tail of its recovery log.
 
 Delivery: in a batch, the linker-log entries are acknowledged by Kafka first, then
 the rows go into the warehouse (idempotently), then the dead letters and outputs
-are acknowledged (an idempotent producer, flushed in the body); Faust commits the
-batch's offsets only after the loop body has finished. Whatever the warehouse holds,
-the log holds too, so a restarted linker gives replayed events the persons the
-warehouse has. Any failure in the body ends the process at once
-(``os._exit``), because a generator that raises would acknowledge the failed batch
-(faust-streaming #315); the restarted worker replays it. See docs/faust-behaviour.md.
+are acknowledged (an idempotent producer), and only then are the batch's offsets
+committed, synchronously. Whatever the warehouse holds, the log holds too, so a
+restarted linker gives replayed events the persons the warehouse has. Any failure
+ends the process at once (``os._exit``); the restarted worker replays the batch.
+See docs/faust-behaviour.md.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, TopicPartition
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -41,10 +46,11 @@ from linkwatch.dashboards.model import create_model
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
 from linkwatch.schemas.registry import SchemaRegistry
 from linkwatch.streams import topics
+from linkwatch.streams.alerting import AlertingConfig, AlertingMetrics, AlertingStage
 from linkwatch.streams.config import Settings
 from linkwatch.streams.deadletter import DeadLetter
 from linkwatch.streams.ingest import RawMessage
-from linkwatch.streams.kafka_clients import make_producer, read_topic
+from linkwatch.streams.kafka_clients import make_consumer, make_producer, read_topic
 from linkwatch.streams.linker import StreamLinker, record_from_log
 from linkwatch.streams.pipeline import BatchOutput, Pipeline
 from linkwatch.streams.sink import WarehouseSink
@@ -55,6 +61,8 @@ if TYPE_CHECKING:
     import faust
 
 log = logging.getLogger("linkwatch.worker")
+#: The consumer group of the provider loop (Faust's own group is the application id).
+WORKER_GROUP = "linkwatch-pipeline"
 T = TypeVar("T")
 
 
@@ -135,6 +143,20 @@ class WorkerState:
         # One thread does all pipeline work, in order, off the event loop: the consumer
         # keeps fetching the next batch while this one is linked and loaded.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
+        self.stopping = threading.Event()
+        self.alerting = AlertingStage(
+            warehouse,
+            settings.database,
+            self.producer,
+            AlertingConfig(),
+            metrics=AlertingMetrics(self.metrics.registry),
+        )
+        self.alerting_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerting")
+        # Age of the oldest event of the last batch, and provider messages not yet processed.
+        self.batch_lag_seconds = 0.0
+        self.backlog = 0
+        # Area records from the reference topic's agent, applied by the pipeline thread.
+        self.pending_areas: queue.Queue[list[dict[str, Any]]] = queue.Queue()
 
     def _fresh_pipeline(self) -> Pipeline:
         return Pipeline(
@@ -229,6 +251,8 @@ class WorkerState:
         for t in produced_at:
             if t > 0:
                 m.latency.observe(max(0.0, done - t))
+        stamps = [t for t in produced_at if t > 0]
+        self.batch_lag_seconds = max(0.0, done - min(stamps)) if stamps else 0.0
         self.processed += len(out.rows)
         self.dead_lettered += len(out.dead_letters)
         for message in messages:
@@ -237,6 +261,105 @@ class WorkerState:
         if self.log_position - self.snapshot_position >= self.settings.snapshot_every:
             self.save_snapshot()
         return out
+
+    def consume(self, stopping: threading.Event) -> None:
+        """The provider loop (on the pipeline thread) until ``stopping`` is set.
+
+        A plain consumer in the worker's group takes up to ``batch_size`` messages (or
+        what arrived within ``batch_wait``), the batch is made durable (linker log,
+        warehouse, outputs) and only then are its offsets committed, synchronously. After
+        partitions are assigned, the pipeline looks again at what the warehouse holds.
+        """
+        consumer = make_consumer(
+            self.settings.bootstrap_servers,
+            WORKER_GROUP,
+            session_timeout_ms=10_000,
+            max_poll_interval_ms=600_000,
+        )
+
+        def assigned(_consumer: Any, partitions: list[TopicPartition]) -> None:
+            self.pipeline.forget_partitions()
+            log.info("provider partitions assigned: %d", len(partitions))
+
+        consumer.subscribe([t.name for t in topics.PROVIDER_TOPICS], on_assign=assigned)
+        lag_measured = 0.0
+        try:
+            while not stopping.is_set():
+                self._apply_pending_areas()
+                batch = consumer.consume(self.settings.batch_size, timeout=self.settings.batch_wait)
+                messages: list[RawMessage] = []
+                produced: list[float] = []
+                for msg in batch:
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            log.warning("consumer: %s", error)
+                        continue
+                    messages.append(
+                        RawMessage(
+                            msg.topic() or "",
+                            msg.partition() or 0,
+                            msg.offset() or 0,
+                            msg.key(),
+                            msg.value(),
+                        )
+                    )
+                    kind, stamp = msg.timestamp()
+                    produced.append(stamp / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else 0.0)
+                if messages:
+                    self.handle(messages, produced)
+                    ends: dict[tuple[str, int], int] = {}
+                    for m in messages:
+                        ends[(m.topic, m.partition)] = max(
+                            ends.get((m.topic, m.partition), 0), m.offset + 1
+                        )
+                    consumer.commit(
+                        offsets=[TopicPartition(t, p, o) for (t, p), o in ends.items()],
+                        asynchronous=False,
+                    )
+                if time.monotonic() - lag_measured > 5.0:
+                    self._measure_lag(consumer)
+                    lag_measured = time.monotonic()
+        finally:
+            consumer.close()
+
+    def _apply_pending_areas(self) -> None:
+        while True:
+            try:
+                records = self.pending_areas.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.pipeline.apply_areas(records)
+            except Exception as exc:  # a bad area record must not stop the events
+                log.error("area records not applied: %s", exc)
+
+    def run_alerting(self) -> None:
+        """One cycle of the detectors over the warehouse (on the alerting thread)."""
+        lag = self.batch_lag_seconds if self.backlog > 0 else 0.0
+        report = self.alerting.run_once(lag_seconds=lag)
+        if report.weeks_evaluated or report.opened or report.closed:
+            log.info(
+                "alerting: %d weeks, %d series in %.1f s; %d alerts opened, %d closed",
+                len(report.weeks_evaluated),
+                report.series_evaluated,
+                report.seconds,
+                len(report.opened),
+                len(report.closed),
+            )
+
+    def _measure_lag(self, consumer: Any) -> None:
+        """Consumer lag of every assigned provider partition, for /metrics."""
+        backlog = 0
+        for tp in consumer.assignment():
+            _, high = consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+            done = self.positions.get((tp.topic, tp.partition))
+            if done is None:
+                (position,) = consumer.position([tp])
+                done = position.offset if position.offset >= 0 else high
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+            backlog += max(0, high - done)
+        self.backlog = backlog
 
     def _write_log(self, out: BatchOutput) -> None:
         """The batch's linker-log entries, acknowledged by Kafka before the warehouse load."""
@@ -350,8 +473,6 @@ def create_app(state: WorkerState) -> Any:
     """The Faust application around ``state``."""
     settings = state.settings
     app = faust_app(settings)
-    provider_names = [t.name for t in topics.PROVIDER_TOPICS]
-    provider = app.topic(*provider_names, key_serializer="raw", value_serializer="raw")
     areas = app.topic(topics.AREA_SES.name, key_serializer="raw", value_serializer="raw")
     recovering: dict[str, asyncio.Future[None] | None] = {"future": None}
 
@@ -374,30 +495,26 @@ def create_app(state: WorkerState) -> Any:
             logging.shutdown()
             os._exit(1)
 
-    @app.agent(provider, concurrency=1)
-    async def link_events(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_wait):
-            try:
-                await ensure_ready()
-                messages = [
-                    RawMessage(
-                        e.message.topic,
-                        e.message.partition,
-                        e.message.offset,
-                        e.message.key,
-                        e.message.value,
-                    )
-                    for e in events
-                ]
-                produced = [float(e.message.timestamp or 0.0) for e in events]
-                await state.run(state.handle, messages, produced)
-            except BaseException:
-                # Leaving the loop would acknowledge this batch: end the process so it is replayed.
-                log.exception(
-                    "batch of %d events failed; stopping so that it is replayed", len(events)
-                )
-                logging.shutdown()
-                os._exit(1)
+    @app.task  # type: ignore[untyped-decorator]
+    async def run_pipeline() -> None:
+        # The provider loop runs on the pipeline thread: consume a batch, make it durable,
+        # commit its offsets. Any failure ends the process, so the batch is replayed.
+        future = None
+        try:
+            await ensure_ready()
+            future = asyncio.get_running_loop().run_in_executor(
+                state.executor, state.consume, state.stopping
+            )
+            await asyncio.shield(future)
+        except asyncio.CancelledError:  # the worker is stopping: finish the batch in hand
+            state.stopping.set()
+            if future is not None:
+                await future
+            raise
+        except BaseException:
+            log.exception("the pipeline failed; stopping so that its batch is replayed")
+            logging.shutdown()
+            os._exit(1)
 
     @app.agent(areas, concurrency=1)
     async def load_areas(stream: Any) -> None:
@@ -409,7 +526,7 @@ def create_app(state: WorkerState) -> Any:
                     for e in events
                     if e.message.value
                 ]
-                await state.run(state.pipeline.apply_areas, records)
+                state.pending_areas.put(records)
             except Exception as exc:  # a bad area record must not stop the events
                 log.error("area records not applied: %s", exc)
                 state.producer.produce(
@@ -422,11 +539,6 @@ def create_app(state: WorkerState) -> Any:
                         source_topic=topics.AREA_SES.name,
                     ).to_json(),
                 )
-
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def look_again(sender: Any, *args: Any, **kwargs: Any) -> None:
-        # Partitions that were elsewhere may have been loaded there meanwhile.
-        await state.run(state.pipeline.forget_partitions)
 
     progress = {"seen": 0, "at": time.monotonic()}
 
@@ -445,18 +557,20 @@ def create_app(state: WorkerState) -> Any:
             )
         progress["seen"], progress["at"] = done, now
 
-    @app.timer(5.0)  # type: ignore[untyped-decorator]
-    async def measure_lag() -> None:
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            if tp.topic not in provider_names:
-                continue
-            high = consumer.highwater(tp)
-            done = state.positions.get((tp.topic, tp.partition))
-            if done is None:
-                position = await consumer.position(tp)
-                done = position if position is not None else 0
-            state.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+    alerting_busy = asyncio.Lock()
+
+    @app.timer(settings.alerting_interval)  # type: ignore[untyped-decorator]
+    async def run_alerting() -> None:
+        # Detectors over the warehouse's weekly counts; a slow cycle is not overlapped.
+        if not state.ready or alerting_busy.locked():
+            return
+        async with alerting_busy:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    state.alerting_executor, state.run_alerting
+                )
+            except Exception:
+                log.exception("alerting cycle failed; the next one tries again")
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

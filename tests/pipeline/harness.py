@@ -24,13 +24,13 @@ from linkwatch.schemas.events import IdentityPolicy
 from linkwatch.schemas.pseudonymise import PseudonymDomain
 from linkwatch.schemas.synth import SynthConfig, generate
 from linkwatch.streams import topics
+from linkwatch.streams.worker import WORKER_GROUP
 
 LINKWATCH = str(Path(sys.executable).parent / "linkwatch")
 TODAY = date(2030, 1, 1)
 POLICY = IdentityPolicy(
     domain=PseudonymDomain("nl-ehr", "1", b"secret-0123456789abcdef"), clear_names=True
 )
-WORKER_GROUP = "linkwatch-worker"
 
 
 @dataclass(frozen=True)

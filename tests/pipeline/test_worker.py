@@ -76,6 +76,7 @@ def test_the_worker_loads_every_event_once_and_recovers_its_linker(
         "LINKWATCH_WAREHOUSE_DIR": str(tmp_path / "warehouse"),
         "LINKWATCH_STATE_DIR": str(tmp_path / "state"),
         "LINKWATCH_SNAPSHOT_EVERY": "300",
+        "LINKWATCH_ALERTING_INTERVAL": "5",
         "LINKWATCH_LINKAGE_MODEL": str(model_path),
         "LINKWATCH_WORKER_PORT": str(port),
         "LINKWATCH_BATCH_WAIT": "0.2",
@@ -109,6 +110,18 @@ def test_the_worker_loads_every_event_once_and_recovers_its_linker(
             time.sleep(1)
         assert len(lags) == 12  # 3 provider topics x 4 partitions
         assert sum(lags) == 0
+        # The detectors ran over the loaded weeks.
+        cycles: list[float] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (cycles and cycles[0] > 0):
+            time.sleep(1)
+            cycles = [
+                float(line.rsplit(" ", 1)[1])
+                for line in harness_metrics(port).splitlines()
+                if line.startswith("linkwatch_alerting_last_cycle_timestamp_seconds ")
+            ]
+        assert cycles
+        assert cycles[0] > 0
         # `stack status` reports the warehouse the worker holds, with the engine's version.
         stack = subprocess.run(
             [LINKWATCH, "stack", "status", "--json"],

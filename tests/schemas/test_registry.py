@@ -114,7 +114,13 @@ def test_logical_types_do_not_change_the_fingerprint() -> None:
 
 
 def test_every_schema_is_shipped_in_its_versions() -> None:
-    assert REGISTRY.names() == ["area_ses", "gp_consultation", "hospital_episode", "ooh_contact"]
+    assert REGISTRY.names() == [
+        "alert",
+        "area_ses",
+        "gp_consultation",
+        "hospital_episode",
+        "ooh_contact",
+    ]
     assert [sv.version for sv in REGISTRY.versions("gp_consultation")] == [1, 2]
     assert REGISTRY.latest("ooh_contact").version == 1
 
