@@ -25,10 +25,13 @@ limit) and ``Mtilde`` is the number of weeks needed to estimate ``kappa``.
 
 Like the package's C code, ``kappa`` is found by Newton-Raphson for each ``k`` in
 turn, started from the previous ``k``'s estimate (0.5 for the first), stopping
-when the step is below 1e-6, after 1000 steps or below -18. The searches of all
-windows of a block of weeks run side by side, and each window's score and
-information come from cumulative sums over a grid of ``kappa`` with a Taylor
-correction instead of a pass over its weeks (see ``_WindowCalculus``).
+when the step is below 1e-6, after 1000 steps or below -18. linkwatch reaches the
+same estimates without following every search: it bounds each window's maximum
+from one evaluation, proves where the package's search converges, solves exactly
+only the windows that may give a week's largest ``l_{n,k}`` and follows the
+package step by step where a search may fail (see ``_Block``). Each window's score,
+information and ``l_{n,k}`` come from cumulative sums over a grid of ``kappa`` with
+a Taylor correction instead of a pass over its weeks (see ``_WindowCalculus``).
 
 The result's ``expected`` is ``mu0``; ``upperbound`` and ``score`` are the GLR
 statistic, which is what the package stores as ``upperbound`` in its default
@@ -37,11 +40,14 @@ statistic, which is what the package stores as ``upperbound`` in its default
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
+from scipy.linalg import lapack
 
 from linkwatch.surveillance.detection import (
     BoolArray,
@@ -55,8 +61,10 @@ from linkwatch.surveillance.detection import (
 
 GLM_EPSILON = 1e-8
 GLM_MAXIT = 25
-# How many monitoring weeks are searched side by side before checking for an alarm.
-_CHUNK = 32
+# How many monitoring weeks have their windows prepared together.
+_BLOCK = 128
+# How many weeks are first evaluated together after an alarm.
+_SPAN = 16
 
 
 @dataclass(frozen=True)
@@ -108,16 +116,38 @@ def _design(weeks: FloatArray, control: GlrNbControl) -> FloatArray:
     return np.column_stack(columns)
 
 
-def _nb_deviance(y: FloatArray, mu: FloatArray, theta: float | None) -> float:
-    if theta is None:
-        ratio = np.where(y > 0, y / mu, 1.0)
-        return float(2.0 * np.sum(y * np.log(ratio) - (y - mu)))
-    return float(
-        2.0
-        * np.sum(
-            y * np.log(np.maximum(1.0, y) / mu) - (y + theta) * np.log((y + theta) / (mu + theta))
+class _Deviance:
+    """The deviance of a Poisson (theta None) or negative-binomial fit to counts ``y``.
+
+    ``y log(y / mu)`` is split into ``y log y`` (fixed) and ``y eta``, so each
+    evaluation costs one logarithm and two dot products.
+    """
+
+    def __init__(self, y: FloatArray, theta: float | None) -> None:
+        self.y, self.theta = y, theta
+        y_log_y = float(np.dot(y, np.log(np.maximum(1.0, y))))
+        if theta is None:
+            self.constant = y_log_y - float(y.sum())
+        else:
+            self.constant = y_log_y - float(np.dot(y + theta, np.log(y + theta)))
+            self.y_theta = y + theta
+
+    def __call__(self, eta: FloatArray, mu: FloatArray) -> float:
+        if self.theta is None:
+            return 2.0 * (self.constant - float(np.dot(self.y, eta)) + float(mu.sum()))
+        return 2.0 * (
+            self.constant
+            - float(np.dot(self.y, eta))
+            + float(np.dot(self.y_theta, np.log(mu + self.theta)))
         )
-    )
+
+
+def _solve_normal(gram: FloatArray, rhs: FloatArray) -> FloatArray:
+    """Solve the normal equations ``gram beta = rhs`` (Cholesky; least squares if singular)."""
+    _, beta, info = lapack.dposv(gram, rhs)
+    if info != 0:
+        beta = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+    return np.asarray(beta, dtype=np.float64)
 
 
 def _irls(
@@ -132,47 +162,60 @@ def _irls(
     else:
         eta = eta_start
         mu = np.exp(eta)
-    dev_old = _nb_deviance(y, mu, theta)
+    deviance = _Deviance(y, theta)
+    dev_old = deviance(eta, mu)
     beta = np.zeros(x.shape[1])
     for _ in range(GLM_MAXIT):
-        variance = mu if theta is None else mu + mu**2 / theta
-        weight = np.sqrt(mu**2 / variance)
-        z = eta + (y - mu) / mu
-        beta = np.linalg.lstsq(x * weight[:, None], z * weight, rcond=None)[0]
-        eta = x @ beta
+        # Working weights mu^2 / V(mu) of the log link; the weighted least-squares
+        # step solves its normal equations (the designs have at most a few columns).
+        weight = mu if theta is None else mu / (1.0 + mu / theta)
+        z = eta + y / mu - 1.0
+        xw = x.T * weight
+        beta = _solve_normal(np.dot(xw, x), np.dot(xw, z))
+        eta = np.dot(x, beta)
         mu = np.exp(eta)
-        dev = _nb_deviance(y, mu, theta)
+        dev = deviance(eta, mu)
         if abs(dev - dev_old) / (abs(dev) + 0.1) < GLM_EPSILON:
             break
         dev_old = dev
     return beta, mu
 
 
+def _exceedances(y: FloatArray) -> FloatArray:
+    """``counts[j]`` = how many of the (integer) ``y`` exceed ``j``, for j = 0..max(y) - 1."""
+    tally = np.bincount(y.astype(np.int64))
+    return np.asarray(y.shape[0] - np.cumsum(tally)[:-1], dtype=np.float64)
+
+
 def _theta_ml(y: FloatArray, mu: FloatArray, limit: int = GLM_MAXIT) -> float:
-    """MASS's ``theta.ml``: Newton-Raphson for the negative-binomial shape."""
+    """MASS's ``theta.ml``: Newton-Raphson for the negative-binomial shape.
+
+    For integer counts ``digamma(t + y) - digamma(t)`` is ``sum_{j<y} 1 / (t + j)``
+    and ``trigamma(t) - trigamma(t + y)`` is ``sum_{j<y} 1 / (t + j)^2``; both sums
+    run over the distinct levels j once, weighted by how many counts exceed j.
+    """
     n = float(y.shape[0])
     eps = np.finfo(float).eps ** 0.25
     t0 = n / float(np.sum((y / mu - 1.0) ** 2))
+    levels = _exceedances(y)
+    steps = np.arange(levels.shape[0], dtype=np.float64)
     delta = 1.0
     it = 1
     while it < limit and abs(delta) > eps:
         t0 = abs(t0)
-        score = np.sum(
-            special.digamma(t0 + y)
-            - special.digamma(t0)
-            + np.log(t0)
-            + 1.0
-            - np.log(t0 + mu)
-            - (y + t0) / (mu + t0)
+        inverse = 1.0 / (t0 + steps)
+        total = t0 + mu
+        share = (y + t0) / total
+        score = (
+            float(np.dot(levels, inverse))
+            + n * (math.log(t0) + 1.0)
+            - float(np.log(total).sum())
+            - float(share.sum())
         )
-        info = np.sum(
-            -special.polygamma(1, t0 + y)
-            + special.polygamma(1, t0)
-            - 1.0 / t0
-            + 2.0 / (mu + t0)
-            - (y + t0) / (mu + t0) ** 2
+        info = (
+            float(np.dot(levels, inverse * inverse)) - n / t0 + float(((2.0 - share) / total).sum())
         )
-        delta = float(score / info)
+        delta = score / info
         t0 += delta
         it += 1
     return max(t0, 0.0)
@@ -315,69 +358,105 @@ def _logistic_derivatives(order: int) -> list[dict[tuple[int, int], float]]:
 class _WindowCalculus:
     """Score, information and ``l_{n,k}`` of any window at any kappa in O(1).
 
-    For kappa on a grid (step 0.05 from -8.05 to 8) the terms of
-    ``l_{n,k}``, of the score and of its first derivatives are summed cumulatively
-    over the weeks, so that a window's value at a grid point is a difference of
-    two cumulative sums; between grid points a Taylor polynomial of order 7 in
-    ``delta = kappa - grid point`` (``|delta| <= 0.025``, convergence radius pi)
-    gives them to about 1e-15 relative. Kappa outside the grid is evaluated
-    directly from the window's weeks.
+    For kappa on a grid (step 0.2 from -20 to 709.4, rows filled on first use)
+    the terms of ``l_{n,k}``, of the score and of its first derivatives are summed
+    cumulatively over the weeks, so that a window's value at a grid point is a
+    difference of two cumulative sums; between grid points a Taylor polynomial of
+    order 10 in ``delta = kappa - grid point`` (``|delta| <= 0.1``, convergence
+    radius pi) gives them to about 1e-15 relative. Kappa outside the grid is
+    evaluated directly from the window's weeks (past ``exp`` overflow the package's
+    sums are NaN).
     """
 
-    STEP = 0.05
-    LOW = -161  # grid index of -8.05
-    HIGH = 160  # grid index of 8.0
-    TERMS = 7
+    STEP = 0.2
+    LOW = -100  # grid index of -20
+    HIGH = 3547  # grid index of 709.4
+    TERMS = 10
 
     def __init__(self, x: FloatArray, mu0: FloatArray, alpha: float) -> None:
         self.x, self.mu0, self.alpha = x, mu0, alpha
-        self.grid = np.arange(self.LOW, self.HIGH + 1) * self.STEP
-        self.polys = _logistic_derivatives(self.TERMS)
-        channels = 2 * self.TERMS + 2
-        # Grid rows are filled on first use: the searches visit few of them.
-        self.cumulative = np.empty((self.grid.shape[0], x.shape[0] + 1, channels))
-        self.ready = np.zeros(self.grid.shape[0], dtype=bool)
+        # The score's derivative of order m is c times a form of degree m + 1 in
+        # s and t; coefficient i goes with s^i t^(m + 1 - i).
+        self.forms = [
+            np.array([poly.get((i, m + 1 - i), 0.0) for i in range(m + 2)])
+            for m, poly in enumerate(_logistic_derivatives(self.TERMS)[1:], start=1)
+        ]
+        self.channels = self.TERMS + 2
+        # Grid rows are filled on first use (the searches visit few of them) and
+        # stored in order of filling; slot[i] is where grid point LOW + i is stored.
+        self.slot = np.full(self.HIGH - self.LOW + 1, -1, dtype=np.int64)
+        self.cumulative = np.empty((16, x.shape[0] + 1, self.channels))
+        self.used = 0
         self.factorial = np.cumprod(np.concatenate([[1.0], np.arange(1.0, self.TERMS + 1)]))
+        self.orders = np.arange(1.0, self.TERMS + 1)
 
-    def _fill(self, rows: IntArray) -> None:
+    def _fill(self, points: IntArray) -> None:
+        need = self.used + points.shape[0]
+        if need > self.cumulative.shape[0]:
+            grown = np.empty((max(need, 2 * self.cumulative.shape[0]), *self.cumulative.shape[1:]))
+            grown[: self.used] = self.cumulative[: self.used]
+            self.cumulative = grown
         x, mu0, alpha = self.x, self.mu0, self.alpha
-        grid = self.grid[rows]
+        grid = (points + self.LOW) * self.STEP
         growth = np.exp(grid)[:, None]
         u = alpha * mu0[None, :] * growth
         s_val, t_val = 1.0 / (1.0 + u), u / (1.0 + u)
         c = x + 1.0 / alpha
-        s_pow, t_pow = [np.ones_like(u)], [np.ones_like(u)]
-        for _ in range(self.TERMS + 1):
-            s_pow.append(s_pow[-1] * s_val)
-            t_pow.append(t_pow[-1] * t_val)
-        terms = np.zeros((rows.shape[0], x.shape[0] + 1, self.TERMS + 2))
+        terms = np.zeros((points.shape[0], x.shape[0] + 1, self.channels))
         terms[:, 1:, 0] = grid[:, None] * x + c * (np.log1p(alpha * mu0) - np.log1p(u))
         terms[:, 1:, 1] = (x - growth * mu0) * s_val
-        for order, poly in enumerate(self.polys[1:], start=2):
-            value = np.zeros_like(u)
-            for (i, j), coef in poly.items():
-                value += coef * (s_pow[i] * t_pow[j])
-            terms[:, 1:, order] = c * value
-        # Channel 0 is l, channels 1.. hold f^(j) / j! (Taylor coefficients of the
-        # score), and the last TERMS channels (j + 1) f^(j+1) / (j + 1)!, those of
-        # the score's derivative.
+        # monomials[i] = s^i t^(degree - i), built up one degree at a time.
+        monomials = np.stack([t_val * t_val, s_val * t_val, s_val * s_val]).reshape(3, -1)
+        s_flat, t_flat = s_val.reshape(-1), t_val.reshape(-1)
+        for order, form in enumerate(self.forms, start=2):
+            if order > 2:
+                grown = np.empty((order + 1, s_flat.shape[0]))
+                np.multiply(monomials, t_flat, out=grown[:order])
+                np.multiply(monomials[order - 1], s_flat, out=grown[order])
+                monomials = grown
+            terms[:, 1:, order] = c * (form @ monomials).reshape(u.shape)
+        # Channel 0 is l, channels 1.. hold f^(j) / j! for j = 0..TERMS, the Taylor
+        # coefficients of the score.
         terms[:, :, 1:] /= self.factorial
-        derivative = terms[:, :, 2:] * np.arange(1.0, self.TERMS + 1)
-        self.cumulative[rows] = np.cumsum(np.concatenate([terms, derivative], axis=2), axis=1)
-        self.ready[rows] = True
+        self.cumulative[self.used : need] = np.cumsum(terms, axis=1)
+        self.slot[points] = np.arange(self.used, need)
+        self.used = need
 
     def _sums(
-        self, kappa: FloatArray, ks: IntArray, ns: IntArray
+        self, kappa: FloatArray, ks: IntArray, ns: IntArray, channels: int | None = None
     ) -> tuple[FloatArray, FloatArray, BoolArray]:
         position = np.rint(kappa / self.STEP)
-        inside = np.isfinite(kappa) & (position >= self.LOW) & (position <= self.HIGH)
-        index = np.where(inside, position - self.LOW, 0).astype(np.int64)
-        missing = index[inside & ~self.ready[index]]
-        if missing.size:
-            self._fill(np.unique(missing))
-        delta = np.where(inside, kappa - self.grid[index], 0.0)
-        sums = self.cumulative[index, ns + 1] - self.cumulative[index, ks]
+        point = position - self.LOW
+        inside = (point >= 0) & (point <= self.HIGH - self.LOW)  # False for NaN
+        every = bool(inside.all())
+        if not every:
+            point = np.where(inside, point, 0.0)
+        where = point.astype(np.intp)
+        index = self.slot[where]
+        if (index < 0).any():
+            missing = where[(index < 0) & inside]
+            if missing.size:
+                missing.sort()
+                self._fill(missing[np.concatenate([[True], missing[1:] != missing[:-1]])])
+                index = self.slot[where]
+        if not every:
+            index = np.where(inside, index, 0)
+        base = index * (self.x.shape[0] + 1)
+        table = self.cumulative.reshape(-1, self.channels)
+        if channels is not None:
+            table = table[:, :channels]
+        sums = table[base + ns + 1] - table[base + ks]
+        delta = kappa - position * self.STEP
+        if not every:
+            delta = np.where(inside, delta, 0.0)
         return sums, delta, inside
+
+    def _powers(self, delta: FloatArray, count: int) -> FloatArray:
+        """``delta ** j`` for j = 0..count - 1, one row per power."""
+        powers = np.empty((count, delta.shape[0]))
+        powers[0] = 1.0
+        powers[1:] = delta
+        return np.asarray(np.multiply.accumulate(powers, axis=0, out=powers), dtype=np.float64)
 
     def _exact(self, kappa: float, k: int, n: int) -> tuple[float, float, float]:
         xs, ms = self.x[k : n + 1], self.mu0[k : n + 1]
@@ -394,84 +473,78 @@ class _WindowCalculus:
     ) -> tuple[FloatArray, FloatArray]:
         """The score and Fisher information (minus the score's derivative) of each window."""
         sums, delta, inside = self._sums(kappa, ks, ns)
-        powers = np.vander(delta, self.TERMS, increasing=True)
+        powers = self._powers(delta, self.TERMS)
         t = self.TERMS
-        score = np.einsum("ij,ij->i", sums[:, 1 : t + 1], powers)
-        info = -np.einsum("ij,ij->i", sums[:, t + 2 :], powers)
+        score = np.einsum("ij,ji->i", sums[:, 1 : t + 1], powers)
+        info = -np.einsum("ij,ji,j->i", sums[:, 2:], powers, self.orders)
         if not inside.all():
-            for w in np.flatnonzero(~inside):
+            # Beyond exp's range every term of the package's sums is NaN.
+            overflow = ~inside & ~(np.exp(kappa) < np.inf)
+            score[overflow] = info[overflow] = np.nan
+            for w in np.flatnonzero(~inside & ~overflow):
                 score[w], info[w], _ = self._exact(float(kappa[w]), int(ks[w]), int(ns[w]))
         return score, info
+
+    def expand(
+        self, kappa: FloatArray, ks: IntArray, ns: IntArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Score, information and ``l_{n,k}`` of each window (NaN for kappa off the grid)."""
+        sums, delta, inside = self._sums(kappa, ks, ns)
+        t = self.TERMS
+        powers = self._powers(delta, t + 1)
+        score = np.einsum("ij,ji->i", sums[:, 1 : t + 1], powers[:t])
+        info = -np.einsum("ij,ji,j->i", sums[:, 2:], powers[:t], self.orders)
+        lnk = sums[:, 0] + np.einsum(
+            "ij,ji,j->i", sums[:, 1 : t + 1], powers[1:], 1.0 / self.orders
+        )
+        outside = ~inside
+        score[outside] = info[outside] = lnk[outside] = np.nan
+        return score, info, lnk
+
+    def at_grid(
+        self, kappa: FloatArray, ks: IntArray, ns: IntArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """The grid point nearest each kappa, and the window's score, information and l there."""
+        point = np.rint(kappa / self.STEP) * self.STEP
+        sums, _, inside = self._sums(point, ks, ns, 3)
+        score, info, lnk = sums[:, 1], -sums[:, 2], sums[:, 0]
+        outside = ~inside
+        score[outside] = info[outside] = lnk[outside] = np.nan
+        return point, score, info, lnk
 
     def log_glr(self, kappa: FloatArray, ks: IntArray, ns: IntArray) -> FloatArray:
         """``l_{n,k}(kappa)`` of each window."""
         sums, delta, inside = self._sums(kappa, ks, ns)
         t = self.TERMS
-        powers = np.vander(delta, t + 1, increasing=True)[:, 1:] / np.arange(1.0, t + 1)
-        value = sums[:, 0] + np.einsum("ij,ij->i", sums[:, 1 : t + 1], powers)
+        powers = self._powers(delta, t + 1)[1:]
+        value = sums[:, 0] + np.einsum("ij,ji,j->i", sums[:, 1 : t + 1], powers, 1.0 / self.orders)
         for w in np.flatnonzero(~inside):
             value[w] = self._exact(float(kappa[w]), int(ks[w]), int(ns[w]))[2]
         return np.asarray(value, dtype=np.float64)
 
-    def newton(self, start: FloatArray, ks: IntArray, ns: IntArray) -> FloatArray:
-        """The package's Newton-Raphson for kappa, one window per entry."""
+    def newton(self, start: FloatArray, ks: IntArray, ns: IntArray) -> tuple[FloatArray, BoolArray]:
+        """The package's Newton-Raphson for kappa, one window per entry.
+
+        Returns where each search stopped and whether it stopped by converging
+        (a step below 1e-6 above -18), in which case it stopped at the window's
+        maximum.
+        """
         new = start.copy()
         old = np.full(start.shape[0], 0.4)
         steps = np.zeros(start.shape[0], dtype=np.int64)
-        going = (new > -18) & (np.abs(new - old) > 1e-6)
-        while going.any():
-            g = np.flatnonzero(going)
-            kap = new[g]
-            score, info = self.score_info(kap, ks[g], ns[g])
-            old[g] = kap
-            new[g] = kap + score / info
-            steps[g] += 1
-            going = (new > -18) & (np.abs(new - old) > 1e-6) & (steps < 1000)
-        return new
-
-
-def _chunk_in_parallel(
-    chunk: _Chunk, calculus: _WindowCalculus, offset: int, direction: float
-) -> FloatArray | None:
-    """GLR of the chunk's weeks with every searched window solved at once.
-
-    Each window's Newton search must start from its predecessor's result, which is
-    only known after that search. Converged searches end at the window's unique
-    maximum whatever their start, so the searches are run in rounds, each started
-    from the previous round's results, until every start equals its predecessor's
-    result (to 1e-7); the last round is then what the sequential search computes.
-    None when that does not settle within a few rounds.
-    """
-    rows, local_ks = np.nonzero(chunk.searched)
-    ks, ns = local_ks + offset, chunk.ns[rows] + offset
-    pair_id = np.full(chunk.searched.shape, -1)
-    pair_id[rows, local_ks] = np.arange(rows.shape[0])
-    first = local_ks == chunk.low[rows]
-    before = np.where(first, -1, pair_id[rows, np.maximum(local_ks - 1, 0)])
-    # First round: a window whose predecessor is searched starts from the Poisson
-    # estimate log(sum x / sum mu0) of that predecessor, a guess of where the
-    # predecessor's search ends.
-    cum_x = np.concatenate([[0.0], np.cumsum(calculus.x)])
-    cum_mu = np.concatenate([[0.0], np.cumsum(calculus.mu0)])
-    prev_k = np.maximum(ks - 1, 0)
-    with np.errstate(divide="ignore"):
-        guess = np.log((cum_x[ns + 1] - cum_x[prev_k]) / (cum_mu[ns + 1] - cum_mu[prev_k]))
-    guess = direction * np.fmax(0.0, direction * guess)
-    start = np.where(first, 0.5, np.where(before >= 0, guess, 0.0))
-    kap = direction * np.fmax(0.0, direction * calculus.newton(start, ks, ns))
-    for _ in range(6):
-        implied = np.where(first, 0.5, np.where(before >= 0, kap[np.maximum(before, 0)], 0.0))
-        moved = np.abs(implied - start) > 1e-7
-        if not moved.any():
-            best = np.where(chunk.in_window.any(axis=1), 0.0, -1e99)
-            np.maximum.at(best, rows, calculus.log_glr(kap, ks, ns))
-            return np.asarray(best, dtype=np.float64)
-        # A search's result depends on its start alone: redo only those that moved.
-        start = implied
-        redo = np.flatnonzero(moved)
-        found = calculus.newton(start[redo], ks[redo], ns[redo])
-        kap[redo] = direction * np.fmax(0.0, direction * found)
-    return None
+        active = np.flatnonzero((new > -18) & (np.abs(new - old) > 1e-6))
+        ks, ns = ks[active], ns[active]
+        while active.size:
+            kap = new[active]
+            score, info = self.score_info(kap, ks, ns)
+            moved = kap + score / info
+            old[active], new[active] = kap, moved
+            steps[active] += 1
+            going = (moved > -18) & (np.abs(moved - kap) > 1e-6) & (steps[active] < 1000)
+            if not going.all():
+                active, ks, ns = active[going], ks[going], ns[going]
+        converged = (steps > 0) & (new > -18) & (np.abs(new - old) <= 1e-6)
+        return new, converged
 
 
 def _chunk_in_sequence(
@@ -496,48 +569,386 @@ def _chunk_in_sequence(
     return np.asarray(best, dtype=np.float64)
 
 
-def _glr_until_alarm(
-    calculus: _WindowCalculus, offset: int, control: GlrNbControl
-) -> tuple[int, FloatArray]:
-    """One run of the package's ``glr_nb_window``: 0-based alarm index (or len) and GLR values.
+def _clip(kappa: FloatArray, direction: float) -> FloatArray:
+    """The package's ``dir * fmax(0, dir * kappa)`` (NaN becomes 0)."""
+    return np.asarray(direction * np.fmax(0.0, direction * kappa), dtype=np.float64)
 
-    A window ``k..n`` whose score at ``kappa = 0`` does not point in the monitored
-    direction has its (unique) maximum on the other side of 0, so the package's
-    Newton search ends clipped at 0 with ``l_{n,k} = 0`` whatever its start. Such
-    windows are settled from cumulative sums; the search runs only on the others,
-    each started where the package would start it (the previous window's
-    estimate, 0 after a settled window, 0.5 for the first window of a week).
+
+def _bounds(
+    a: FloatArray, score: FloatArray, info: FloatArray, lnk: FloatArray, scale: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Bounds on a window's maximum ``r`` and on ``l_{n,k}(r)`` from one point ``a``.
+
+    Given the score, information and ``l_{n,k}`` at ``a``: (lowest r, highest r,
+    highest and lowest ``l_{n,k}(r)``), infinite where they say nothing. ``scale``
+    (the sum of ``x + 1/alpha`` over the window) sizes the rounding allowance.
     """
-    x, mu0, alpha = calculus.x[offset:], calculus.mu0[offset:], calculus.alpha
-    length = x.shape[0]
-    direction = 1.0 if control.direction == "inc" else -1.0
-    mtilde, m = control.mtilde, control.m
-    n0 = max(mtilde - 1, 0)
-    glr = np.zeros(length)
-    score_at_zero = np.concatenate([[0.0], np.cumsum((x - mu0) / (1.0 + alpha * mu0))])
-    for a in range(n0, length, _CHUNK):
-        b = min(a + _CHUNK, length)
-        ns = np.arange(a, b)
-        low = np.zeros_like(ns) if m == -1 else np.maximum(0, ns - m)
-        up = ns - (mtilde - 1)
-        ks = np.arange(b)
-        in_window = (low[:, None] <= ks[None, :]) & (ks[None, :] <= up[:, None])
-        s0 = score_at_zero[ns + 1][:, None] - score_at_zero[ks][None, :]
-        chunk = _Chunk(ns, low, in_window, in_window & (direction * s0 > 0))
-        if not chunk.searched.any():
-            best = np.where(in_window.any(axis=1), 0.0, -1e99)
-        else:
-            found = _chunk_in_parallel(chunk, calculus, offset, direction)
-            best = (
-                found if found is not None else _chunk_in_sequence(chunk, x, mu0, alpha, direction)
+    with np.errstate(all="ignore"):
+        size = np.abs(score)
+        d = size / info
+        near = np.log1p(d)  # r lies at least this far from a, at most `far`
+        far = np.where(d < 1.0, -np.log1p(-d), np.inf)
+        rising = score > 0
+        lo = a + np.where(rising, near, -far)
+        hi = a + np.where(rising, far, -near)
+        # l(r) - l(a) lies between the integrals of the score's bounds.
+        upper = np.where(d < 1.0, lnk + far * (size - info) + size, np.inf)
+        lower = lnk + near * (size + info) - size
+        usable = np.isfinite(lower) & (info > 0)
+        slack = 1e-9 * (1.0 + np.abs(a)) + 1e-11 * scale / info
+        rounding = 1e-9 * np.abs(lnk) + 1e-11 * scale * (1.0 + np.abs(a))
+    return (
+        np.where(usable, lo - slack, -np.inf),
+        np.where(usable, hi + slack, np.inf),
+        np.where(usable, upper + rounding, np.inf),
+        np.where(usable, lower - rounding, -np.inf),
+    )
+
+
+# Outcome of the package's search of a window from a given start.
+_FAIL = 0  # stopped without converging, at a kappa that clips to 0
+_OK = 1  # converged to the window's maximum
+_ODD = -1  # anything else (the chart then follows the package window by window)
+_UNKNOWN = -2
+Codes = npt.NDArray[np.int8]
+
+
+class _Block:
+    """The windows ``k..n`` (``k >= first_k``) of a block of weeks ``n``, for the chart.
+
+    The package searches kappa for the windows of week ``n`` in order of ``k``,
+    each search started where the previous one stopped (0.5 for the first
+    window). Two facts let the windows be handled side by side.
+
+    The information ``I(kappa)`` changes by at most a factor ``e^|d|`` over a
+    distance ``d`` (``|d log I / d kappa| <= 1``). So (i) the Newton-Raphson
+    converges to the window's unique maximum ``r`` from any start within 1 of
+    ``r`` (a step from an error ``e`` leaves at most ``e^|e| - 1 - |e| < 0.72 |e|``),
+    and (ii) the score ``S_a`` and information ``I_a`` at one point ``a`` bound
+    ``r`` to ``[a + log(1 + d), a - log(1 - d)]`` (``d = S_a / I_a > 0``; mirrored
+    for ``d < 0``) and ``l_{n,k}(r)`` between the integrals of the matching
+    bounds of the score. Every window is evaluated once at its Poisson estimate;
+    the maximum is solved exactly only for the windows that may hold the week's
+    largest ``l_{n,k}``, and a search is followed step by step only where its start
+    may lie 1 or more from ``r``.
+
+    A search that does not converge stops at a kappa that clips to 0 (NaN past an
+    overflow, or below -18), so the next window starts from 0: with the outcome
+    of each window from its predecessor's maximum and from 0, the chain of starts
+    of every week is a two-state automaton, solved with cumulative sums. A
+    window whose score at ``kappa = 0`` does not point in the monitored direction
+    has its maximum on the other side of 0; whatever its start, the search ends
+    clipped at 0 with ``l_{n,k} = 0`` and the next window starts from 0.
+    """
+
+    MARGIN = 1.0 - 1e-9
+
+    def __init__(
+        self,
+        calculus: _WindowCalculus,
+        first_row: int,
+        end_row: int,
+        first_k: int,
+        control: GlrNbControl,
+    ) -> None:
+        direction = 1.0 if control.direction == "inc" else -1.0
+        self.calculus, self.direction = calculus, direction
+        self.rows = np.arange(first_row, end_row)
+        self.ks = np.arange(first_k, end_row)
+        x, mu0, alpha = calculus.x, calculus.mu0, calculus.alpha
+        shape = (self.rows.shape[0], self.ks.shape[0])
+        score_at_zero = np.concatenate([[0.0], np.cumsum((x - mu0) / (1.0 + alpha * mu0))])
+        s0 = score_at_zero[self.rows + 1][:, None] - score_at_zero[self.ks][None, :]
+        # Change points k <= n - (Mtilde - 1) are the only ones ever searched.
+        possible = self.ks[None, :] <= self.rows[:, None] - (control.mtilde - 1)
+        self.side = possible & (direction * s0 > 0)
+        ri, ci = np.nonzero(self.side)
+        self.wn, self.wk = self.rows[ri], self.ks[ci]
+        count = ri.shape[0]
+        self.flat = np.full(shape, -1, dtype=np.int64)
+        self.flat[ri, ci] = np.arange(count)
+        cum_x = np.concatenate([[0.0], np.cumsum(x)])
+        cum_mu = np.concatenate([[0.0], np.cumsum(mu0)])
+        with np.errstate(divide="ignore"):
+            self.guess = np.log(
+                (cum_x[self.wn + 1] - cum_x[self.wk]) / (cum_mu[self.wn + 1] - cum_mu[self.wk])
             )
-        glr[a:b] = best
-        hits = np.flatnonzero(best >= control.c_arl)
+        length = (self.wn - self.wk + 1).astype(np.float64)
+        scale = cum_x[self.wn + 1] - cum_x[self.wk] + length / alpha
+        bounds = _bounds(*calculus.at_grid(self.guess, self.wk, self.wn), scale)
+        self.lo, self.hi, self.upper, self.lower = bounds
+        self.root = np.full(count, np.nan)
+        self.value = np.full(count, np.nan)
+        self.found = np.zeros(count, dtype=bool)
+        self.solved = np.zeros(count, dtype=bool)
+        # Windows without a case (monitored downwards): every search steps down
+        # past -18 and stops, and the searches of the shorter windows after it start
+        # and stop there. l_{n,k} there is its supremum sum log(1 + alpha mu0) / alpha
+        # less at most sum mu0 e^-18 (about 1e-7 relative).
+        self.empty = (cum_x[self.wn + 1] - cum_x[self.wk] == 0) & (direction < 0)
+        if self.empty.any():
+            e = np.flatnonzero(self.empty)
+            cum_log = np.concatenate([[0.0], np.cumsum(np.log1p(alpha * mu0))])
+            value = (cum_log[self.wn[e] + 1] - cum_log[self.wk[e]]) / alpha
+            self.solved[e] = self.found[e] = True
+            self.root[e], self.value[e] = -np.inf, value
+            self.upper[e], self.lower[e] = value, value
+        # Outcome of each window started from its predecessor's maximum (from 0
+        # when the predecessor's maximum is on the other side of 0).
+        self.after = np.full(shape, _UNKNOWN, dtype=np.int8)
+        later = np.flatnonzero(ci > 0)
+        w = self.flat[ri[later], ci[later]]
+        p = self.flat[ri[later], ci[later] - 1]
+        has_pred = p >= 0
+        p_lo = np.where(has_pred, self.lo[np.maximum(p, 0)], 0.0)
+        p_hi = np.where(has_pred, self.hi[np.maximum(p, 0)], 0.0)
+        safe = (np.fmax(self.hi[w] - p_lo, p_hi - self.lo[w]) < self.MARGIN) & (self.lo[w] > -17)
+        safe &= (p_hi < 0.4 - 1e-6) | (p_lo > 0.4 + 1e-6)
+        codes = np.where(safe, _OK, _UNKNOWN).astype(np.int8)
+        todo = np.flatnonzero(~safe)
+        if todo.size:
+            tw, tp = w[todo], p[todo]
+            self._solve(tp[tp >= 0])
+            usable = (tp < 0) | self.found[np.maximum(tp, 0)]
+            codes[todo[~usable]] = _FAIL  # never used: the predecessor fails
+            start = np.where(tp >= 0, self.root[np.maximum(tp, 0)], 0.0)
+            codes[todo[usable]] = self._outcomes(start[usable], tw[usable])
+        self.after[ri[later], ci[later]] = codes
+        # Solve the windows that may hold the largest l_{n,k} of their week for
+        # some restart of the chart: those whose bound reaches the best lower bound
+        # among the shorter windows of the week.
+        lower = np.full(shape, -np.inf)
+        lower[ri, ci] = self.lower
+        best_after = np.maximum.accumulate(lower[:, ::-1], axis=1)[:, ::-1]
+        self._solve(np.flatnonzero(self.upper >= best_after[ri, ci]))
+        self.half = np.full(shape, _UNKNOWN, dtype=np.int8)
+        self.zero = np.full(shape, _UNKNOWN, dtype=np.int8)
+        # Where every search after the first of a week converges (the usual case),
+        # the week's GLR for a chart started at k is the largest l_{n,k'} over
+        # k' >= k: l at the maximum for the windows solved, 0 for the windows
+        # whose maximum is on the other side of 0. Windows not solved cannot hold
+        # that largest value (a later window's lower bound exceeds their bound).
+        solved_value = np.where(self.found, self.value, -np.inf)
+        best = np.where(possible, 0.0, -np.inf)
+        best[ri, ci] = solved_value
+        self.suffix = np.maximum.accumulate(best[:, ::-1], axis=1)[:, ::-1]
+        column = np.arange(shape[1])
+        stalls = self.side & (self.after != _OK) & (column[None, :] > 0)
+        self.last_stall = np.where(stalls, column[None, :], -1).max(axis=1)
+
+    def _solve(self, ws: IntArray) -> None:
+        """Find the maximum ``r`` and ``l_{n,k}(r)`` of windows ``ws`` (flat indices).
+
+        Newton-Raphson from the middle of the window's bounds on ``r`` until a step
+        is below 1e-6; ``r`` is then that last step's end and ``l(r)`` is
+        ``l + S^2 / (2 I)`` at its start (both to about 1e-12).
+        """
+        ws = ws[~self.solved[ws]]
+        if not ws.size:
+            return
+        if ws.size > 1 and not (ws[1:] > ws[:-1]).all():
+            ws = np.unique(ws)
+        self.solved[ws] = True
+        lo, hi = self.lo[ws], self.hi[ws]
+        kappa = np.where(hi - lo < 2.0, 0.5 * (lo + hi), self.guess[ws])
+        active = np.arange(ws.shape[0])
+        ks, ns = self.wk[ws], self.wn[ws]
+        for _ in range(100):
+            score, info, lnk = self.calculus.expand(kappa, ks, ns)
+            step = score / info
+            moved = kappa + step
+            done = np.abs(step) <= 1e-6  # False for NaN
+            if done.any():
+                w = ws[active[done]]
+                self.found[w] = True
+                self.root[w] = moved[done]
+                self.value[w] = lnk[done] + 0.5 * score[done] * step[done]
+            going = ~done & (moved > -40.0) & (moved < 700.0)
+            if not going.any():
+                break
+            active, kappa, ks, ns = active[going], moved[going], ks[going], ns[going]
+
+    def _outcomes(self, start: FloatArray, ws: IntArray) -> Codes:
+        """How the package's search of windows ``ws`` ends from ``start``."""
+        lo, hi = self.lo[ws], self.hi[ws]
+        # Starts within 1e-6 of the package's initial 0.4, or at or below -18, end
+        # the search before its first step.
+        safe = (np.fmax(hi - start, start - lo) < self.MARGIN) & (lo > -17.0)
+        safe &= np.abs(start - 0.4) > 1e-6
+        safe |= self.empty[ws]
+        codes = np.where(safe, _OK, _ODD).astype(np.int8)
+        todo = np.flatnonzero(~safe)
+        if todo.size:
+            tw = ws[todo]
+            end, converged = self.calculus.newton(start[todo], self.wk[tw], self.wn[tw])
+            stop = _clip(end, self.direction)
+            codes[todo] = np.where(converged, _OK, np.where(stop == 0.0, _FAIL, _ODD))
+            self._record(tw[converged & ~self.solved[tw]], end[converged & ~self.solved[tw]])
+        return codes
+
+    def _record(self, ws: IntArray, roots: FloatArray) -> None:
+        if ws.size:
+            ws, first = np.unique(ws, return_index=True)
+            roots = roots[first]
+            self.solved[ws] = self.found[ws] = True
+            self.root[ws] = roots
+            self.value[ws] = self.calculus.log_glr(roots, self.wk[ws], self.wn[ws])
+
+    def _fill(self, table: Codes, ri: IntArray, ci: IntArray, start: float) -> None:
+        """Outcomes from a fixed ``start`` of windows (ri, ci) not yet known."""
+        unknown = table[ri, ci] == _UNKNOWN
+        if unknown.any():
+            ri, ci = ri[unknown], ci[unknown]
+            table[ri, ci] = self._outcomes(np.full(ri.shape[0], start), self.flat[ri, ci])
+
+    def _fill_part(
+        self, table: Codes, mask: BoolArray, part: tuple[slice, slice], start: float
+    ) -> None:
+        ri, ci = np.nonzero(mask)
+        if ri.size:
+            self._fill(table, ri + part[0].start, ci + part[1].start, start)
+
+    def _clean(self, at: IntArray, first: IntArray, any_window: BoolArray) -> FloatArray | None:
+        """The GLR of rows ``at`` whose windows from column ``first`` all converge, else None."""
+        first = np.where(any_window, first, 0)
+        starts = any_window & self.side[at, first]
+        if starts.any():
+            self._fill(self.half, at[starts], first[starts], 0.5)
+        half = self.half[at, first]
+        if not ((self.last_stall[at] <= first) & (~starts | (half == _OK))).all():
+            return None
+        return np.asarray(np.where(any_window, self.suffix[at, first], -1e99), dtype=np.float64)
+
+    def glr(
+        self, offset: int, from_row: int, to_row: int, control: GlrNbControl
+    ) -> FloatArray | None:
+        """GLR of weeks ``from_row..to_row - 1``, the chart having started at ``offset``.
+
+        None when a search ends somewhere other than at its maximum or clipped to 0.
+        """
+        first_row = int(self.rows[0])
+        rows = self.rows[from_row - first_row : to_row - first_row]
+        low = (
+            np.full_like(rows, offset) if control.m == -1 else np.maximum(offset, rows - control.m)
+        )
+        up = rows - (control.mtilde - 1)
+        fast = self._clean(rows - first_row, low - int(self.ks[0]), low <= up)
+        if fast is not None:
+            return fast
+        # Only these rows, and the columns from the earliest change point to the last week.
+        part = (
+            slice(from_row - first_row, to_row - first_row),
+            slice(max(0, int(low.min()) - int(self.ks[0])), to_row - int(self.ks[0])),
+        )
+        ks = self.ks[part[1]]
+        window = (ks[None, :] >= low[:, None]) & (ks[None, :] <= up[:, None])
+        searched = window & self.side[part]
+        first = window & (ks[None, :] == low[:, None])
+        self._fill_part(self.half, searched & first, part, 0.5)
+        from_ideal = np.where(first, self.half[part], self.after[part])
+        if (from_ideal[searched] == _ODD).any():
+            return None
+        ideal_ok = from_ideal == _OK
+        if ideal_ok[searched].all():
+            ok = searched
+        else:
+            troubled = (searched & ~ideal_ok).any(axis=1)
+            need = searched & ~first & troubled[:, None]
+            self._fill_part(self.zero, need, part, 0.0)
+            zero = self.zero[part]
+            if (zero[need] == _ODD).any():
+                return None
+            zero_ok = np.where(need, zero == _OK, ideal_ok)
+            # Two states after each window: the next search starts from this
+            # window's maximum (True) or from 0 (False).
+            reset = first | (window & ~searched) | (searched & (ideal_ok == zero_ok))
+            reset_to = searched & ideal_ok
+            flip = searched & ~first & ~ideal_ok & zero_ok
+            column = np.arange(ks.shape[0])
+            last = np.maximum.accumulate(np.where(reset, column, 0), axis=1)
+            flips = np.cumsum(flip, axis=1)
+            parity = (flips - np.take_along_axis(flips, last, axis=1)) % 2 == 1
+            state = np.take_along_axis(reset_to, last, axis=1) ^ parity
+            before = np.concatenate(
+                [np.zeros((rows.shape[0], 1), dtype=bool), state[:, :-1]], axis=1
+            )
+            ok = searched & np.where(first | before, ideal_ok, zero_ok)
+        base = np.where(window.any(axis=1), 0.0, -1e99)
+        ri, ci = np.nonzero(ok)
+        if not ri.size:
+            return base
+        w = self.flat[part][ri, ci]
+        best_lower = base.copy()
+        np.maximum.at(best_lower, ri, self.lower[w])
+        pick = self.upper[w] >= best_lower[ri]
+        self._solve(w[pick])
+        if not self.found[w[pick]].all():
+            return None
+        best = base.copy()
+        np.maximum.at(best, ri[pick], self.value[w[pick]])
+        return best
+
+
+def _in_sequence(
+    calculus: _WindowCalculus, offset: int, rows: IntArray, control: GlrNbControl, direction: float
+) -> FloatArray:
+    """GLR of weeks ``rows`` (chart started at ``offset``), window by window as the C code."""
+    x, mu0, alpha = calculus.x[offset:], calculus.mu0[offset:], calculus.alpha
+    ns = rows - offset
+    low = np.zeros_like(ns) if control.m == -1 else np.maximum(0, ns - control.m)
+    up = ns - (control.mtilde - 1)
+    ks = np.arange(int(ns[-1]) + 1)
+    in_window = (low[:, None] <= ks[None, :]) & (ks[None, :] <= up[:, None])
+    score_at_zero = np.concatenate([[0.0], np.cumsum((x - mu0) / (1.0 + alpha * mu0))])
+    s0 = score_at_zero[ns + 1][:, None] - score_at_zero[ks][None, :]
+    chunk = _Chunk(ns, low, in_window, in_window & (direction * s0 > 0))
+    return _chunk_in_sequence(chunk, x, mu0, alpha, direction)
+
+
+def _chart(calculus: _WindowCalculus, control: GlrNbControl) -> tuple[FloatArray, BoolArray]:
+    """The package's chart with restarts: GLR statistic and alarms of every week."""
+    n_weeks = calculus.x.shape[0]
+    direction = 1.0 if control.direction == "inc" else -1.0
+    n0 = max(control.mtilde - 1, 0)
+    glr = np.zeros(n_weeks)
+    alarm = np.zeros(n_weeks, dtype=bool)
+    offset, row = 0, n0
+    block: _Block | None = None
+    span = _SPAN
+    while row < n_weeks:
+        if block is None or row > block.rows[-1]:
+            end = min(row + _BLOCK, n_weeks)
+            first_k = offset if control.m == -1 else max(offset, row - control.m)
+            block = _Block(calculus, row, end, first_k, control)
+        # Weeks are taken a few at a time after an alarm (alarms come in runs),
+        # more and more while there is none.
+        stop = min(row + span, int(block.rows[-1]) + 1)
+        values = block.glr(offset, row, stop, control)
+        if values is None:
+            values = _in_sequence(calculus, offset, np.arange(row, stop), control, direction)
+        hits = np.flatnonzero(values >= control.c_arl)
         if hits.size:
-            alarm_at = a + int(hits[0])
-            glr[alarm_at + 1 :] = 0.0
-            return alarm_at, glr
-    return length, glr
+            at = row + int(hits[0])
+            glr[row : at + 1] = values[: hits[0] + 1]
+            alarm[at] = True
+            offset = at + 1
+            row = offset + n0
+            span = _SPAN
+        else:
+            glr[row:stop] = values
+            row = stop
+            span *= 2
+    return glr, alarm
+
+
+def _counts(observed: Any) -> IntArray:
+    """The weekly counts as int64, checked in one pass (``as_counts`` names a bad week)."""
+    values = np.asarray(observed, dtype=np.float64)
+    if values.ndim == 1 and bool(
+        np.all(np.isfinite(values) & (values >= 0) & (values == np.floor(values)))
+    ):
+        return values.astype(np.int64)
+    return as_counts(observed)
 
 
 def glrnb(
@@ -552,7 +963,7 @@ def glrnb(
     one year, week ``freq + 1``).
     """
     control = control or GlrNbControl()
-    counts = as_counts(observed)
+    counts = _counts(observed)
     minimum = control.n_coefficients + 2
     if week_range is None:
         weeks = evaluation_weeks(counts.shape[0], control.freq + 1, None, "glrnb")
@@ -561,21 +972,8 @@ def glrnb(
     first = int(weeks[0])
     mu0_all, alpha = in_control_mean(counts, first, int(weeks[-1]), control)
     x = counts[weeks - 1].astype(np.float64)
-    statistic = np.zeros(weeks.shape[0])
-    alarm: BoolArray = np.zeros(weeks.shape[0], dtype=bool)
-    done = 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        calculus = _WindowCalculus(x, mu0_all, alpha)
-    while done < weeks.shape[0]:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            at, values = _glr_until_alarm(calculus, done, control)
-        if at < values.shape[0]:
-            statistic[done : done + at + 1] = values[: at + 1]
-            alarm[done + at] = True
-            done += at + 1
-        else:
-            statistic[done:] = values
-            done = weeks.shape[0]
+        statistic, alarm = _chart(_WindowCalculus(x, mu0_all, alpha), control)
     statistic = np.where(np.isfinite(statistic) & (statistic > 0), statistic, 0.0)
     return DetectionTable(
         method="glrnb",

@@ -64,38 +64,92 @@ def test_alarms_are_exactly_the_weeks_where_the_statistic_reaches_c_arl(
     np.testing.assert_array_equal(table.score, again.score)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     alpha=st.sampled_from([0.05, 0.3, 1.0]),
-    direction=st.sampled_from([1.0, -1.0]),
+    direction=st.sampled_from(["inc", "dec"]),
+    m=st.sampled_from([-1, 12]),
+    offset=st.sampled_from([0, 7, 45]),
 )
-def test_parallel_window_search_equals_the_sequential_one(
-    seed: int, alpha: float, direction: float
+def test_block_search_equals_the_package_window_by_window(
+    seed: int, alpha: float, direction: str, m: int, offset: int
 ) -> None:
-    from linkwatch.surveillance.glrnb import (
-        _Chunk,
-        _chunk_in_parallel,
-        _chunk_in_sequence,
-        _WindowCalculus,
-    )
+    from linkwatch.surveillance.glrnb import _Block, _in_sequence, _WindowCalculus
 
     rng = np.random.default_rng(seed)
     mu0 = rng.uniform(0.5, 8.0, 60)
     x = rng.poisson(mu0 * rng.choice([1.0, 2.5], size=60)).astype(np.float64)
-    ns = np.arange(40, 56)
-    low = np.zeros_like(ns)
-    ks = np.arange(56)
-    in_window = ks[None, :] <= ns[:, None]
-    cum = np.concatenate([[0.0], np.cumsum((x - mu0) / (1 + alpha * mu0))])
-    s0 = cum[ns + 1][:, None] - cum[ks][None, :]
-    chunk = _Chunk(ns, low, in_window, in_window & (direction * s0 > 0))
-    if not chunk.searched.any():
-        return
-    parallel = _chunk_in_parallel(chunk, _WindowCalculus(x, mu0, alpha), 0, direction)
-    sequential = _chunk_in_sequence(chunk, x, mu0, alpha, direction)
-    if parallel is not None:
-        np.testing.assert_allclose(parallel, sequential, rtol=1e-9, atol=1e-9)
+    control = GlrNbControl(alpha=alpha, m=m, direction=direction)
+    sign = 1.0 if direction == "inc" else -1.0
+    with np.errstate(all="ignore"):
+        calculus = _WindowCalculus(x, mu0, alpha)
+        # The block is built before the chart restarts at `offset` (an alarm).
+        block = _Block(calculus, 40, 60, 0 if m == -1 else 40 - m, control)
+        first = max(40, offset)
+        fast = block.glr(offset, first, 60, control)
+        slow = _in_sequence(calculus, offset, np.arange(first, 60), control, sign)
+    if fast is not None:
+        # Monitoring downwards, a window without cases is valued at its supremum;
+        # the package stops its search at kappa ~ -18, within a relative e^-18.
+        tolerance = 1e-9 if direction == "inc" else 1e-7
+        np.testing.assert_allclose(fast, slow, rtol=tolerance, atol=1e-9)
+
+
+def test_searches_that_overflow_end_at_zero_as_in_the_package() -> None:
+    # A baseline of ~1e-12 (no cases in training) makes every Newton-Raphson
+    # search from 0.5 or 0 overflow: the package's statistic stays 0.
+    from linkwatch.surveillance.glrnb import _Block, _in_sequence, _WindowCalculus
+
+    rng = np.random.default_rng(2)
+    x = rng.poisson(3.0, 50).astype(np.float64)
+    mu0 = np.full(50, 2.3e-12)
+    control = GlrNbControl(alpha=0.5)
+    with np.errstate(all="ignore"):
+        calculus = _WindowCalculus(x, mu0, 0.5)
+        fast = _Block(calculus, 0, 50, 0, control).glr(0, 0, 50, control)
+        slow = _in_sequence(calculus, 0, np.arange(50), control, 1.0)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, slow)
+    assert np.all(fast == 0.0)
+
+
+def test_weeks_without_cases_when_monitoring_downwards() -> None:
+    # A drop to zero: the windows without a case end their searches below -18.
+    from linkwatch.surveillance.glrnb import _Block, _in_sequence, _WindowCalculus
+
+    rng = np.random.default_rng(4)
+    mu0 = rng.uniform(2.0, 6.0, 80)
+    x = rng.poisson(mu0).astype(np.float64)
+    x[55:68] = 0.0
+    control = GlrNbControl(alpha=0.3, direction="dec")
+    with np.errstate(all="ignore"):
+        calculus = _WindowCalculus(x, mu0, 0.3)
+        fast = _Block(calculus, 40, 80, 0, control).glr(0, 40, 80, control)
+        slow = _in_sequence(calculus, 0, np.arange(40, 80), control, -1.0)
+    assert fast is not None
+    assert slow[27] > 5.0  # the drop is clear by week 67
+    np.testing.assert_allclose(fast, slow, rtol=1e-7, atol=1e-9)
+
+
+def test_the_chart_restarts_after_each_alarm_as_a_fresh_run() -> None:
+    # Monitoring from the week after an alarm gives the same statistic as the
+    # chart continuing after that alarm.
+    counts, _ = simulate_series(SCENARIO, 260, seed=21, outbreak_starts=(150, 200), outbreak_k=5)
+    control = GlrNbControl(alpha=0.2, c_arl=4.0)
+    table = glrnb(counts, control, (105, 260))
+    alarms = table.week[table.alarm]
+    assert alarms.size >= 2
+    from linkwatch.surveillance.glrnb import _chart, _WindowCalculus
+
+    first = int(alarms[0]) - 105 + 1
+    with np.errstate(all="ignore"):
+        rest, rest_alarm = _chart(
+            _WindowCalculus(table.observed[first:].astype(np.float64), table.expected[first:], 0.2),
+            control,
+        )
+    np.testing.assert_allclose(table.score[first:], np.where(rest > 0, rest, 0.0), rtol=1e-12)
+    np.testing.assert_array_equal(table.alarm[first:], rest_alarm)
 
 
 @pytest.mark.parametrize("kappa", [-17.9, -3.21, 0.0, 0.013, 0.5, 2.77, 7.99, 9.5, 30.0])
