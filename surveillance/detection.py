@@ -97,7 +97,10 @@ def as_counts(observed: Sequence[float] | npt.ArrayLike) -> IntArray:
     values = np.asarray(observed, dtype=np.float64)
     if values.ndim != 1:
         raise DetectionError(f"observed must be a one-dimensional series, got shape {values.shape}")
-    for position, value in enumerate(values, start=1):
+    finite = np.isfinite(values)
+    if finite.all() and (values >= 0).all() and (values == np.floor(values)).all():
+        return values.astype(np.int64)
+    for position, value in enumerate(values, start=1):  # name the first bad week
         if not np.isfinite(value):
             raise DetectionError(f"week {position}: observed count is missing ({value})")
         if value < 0:
