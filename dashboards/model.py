@@ -54,6 +54,39 @@ def schema_statements(database: str = DEFAULT_DATABASE) -> list[str]:
     return statements
 
 
+#: The oldest server the model is written for; older ones get :func:`legacy_statements`.
+CURRENT_DIALECT = (20, 1)
+_LEGACY_ONLY_NEWER = ("SimpleAggregateFunction",)
+_OBJECT_NAME = re.compile(r"CREATE (?:TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS (\S+)")
+
+
+def legacy_statements(statements: list[str]) -> tuple[list[str], list[str]]:
+    """The model for ClickHouse servers older than 20.1 (Debian's 18.16): (statements, skipped).
+
+    Types those servers lack become their older equivalents (``DateTime64(3, 'UTC')`` →
+    ``DateTime('UTC')``, ``LowCardinality(T)`` → ``T``), settings they do not know are
+    dropped, and objects that need newer features (the Long COVID pre-aggregates), with
+    everything built on them, are left out and named.
+    """
+    kept: list[str] = []
+    skipped: list[str] = []
+    for statement in statements:
+        name_match = _OBJECT_NAME.search(statement)
+        name = name_match.group(1) if name_match else ""
+        if any(token in statement for token in _LEGACY_ONLY_NEWER) or any(
+            re.search(rf"\b{re.escape(s)}\b", statement) for s in skipped
+        ):
+            if name:
+                skipped.append(name)
+            continue
+        text = re.sub(r"DateTime64\(3,\s*'UTC'\)", "DateTime('UTC')", statement)
+        text = re.sub(r"LowCardinality\((\w+)\)", r"\1", text)
+        text = text.replace("now64(3)", "now()")
+        text = re.sub(r"\n\s*SETTINGS non_replicated_deduplication_window = \d+", "", text)
+        kept.append(text)
+    return kept, skipped
+
+
 def create_model(warehouse: Warehouse, database: str = DEFAULT_DATABASE) -> int:
     """Create (or bring up to date) the model in ``database``; return the schema version.
 
@@ -62,7 +95,10 @@ def create_model(warehouse: Warehouse, database: str = DEFAULT_DATABASE) -> int:
     """
     check_identifier(database, "database")
     warehouse.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    for statement in schema_statements(database):
+    statements = schema_statements(database)
+    if _server_version(warehouse) < CURRENT_DIALECT:
+        statements, _ = legacy_statements(statements)
+    for statement in statements:
         warehouse.command(statement)
     loaded = warehouse.query(
         f"SELECT count() FROM {database}.code_groups WHERE code_list_version = {{v:String}}",
@@ -92,7 +128,11 @@ _SHARDING = {
     "area_population": "cityHash64(pc4)",
     "alerts": "cityHash64(alert_id)",
     "code_groups": "cityHash64(code_group, code)",
+    "long_covid_persons": "cityHash64(person_id)",
+    "long_covid_strata": "cityHash64(person_id)",
 }
+# Tables that only pass blocks from one view to the next (ENGINE = Null): local only.
+_PASS_THROUGH = ("long_covid_delta",)
 
 
 @dataclass(frozen=True)
@@ -124,7 +164,10 @@ def cluster_ddl(
     (persons, merges, areas, alerts) by their key, so FINAL finds every version of a
     row on one shard; the pre-aggregates by ``rand()``. Materialized views are attached
     to the local event table on each shard, so every shard aggregates its own events
-    and the Distributed count tables sum the shards. Replicated tables deduplicate
+    and the Distributed count tables sum the shards. The Long COVID per-person state and
+    onset counts are kept per shard from the shard's own events, so they equal the case
+    definition only when each person's events share a shard: use
+    ``sharding_key="cityHash64(person_id)"`` for them. Replicated tables deduplicate
     inserted blocks by default, which keeps a replayed batch from counting twice.
     ``{shard}`` and ``{replica}`` are the macros each server defines in its configuration.
     """
@@ -161,6 +204,8 @@ def cluster_ddl(
             body = re.sub(r"\s*SETTINGS non_replicated_deduplication_window = \d+", "", body)
             local = f"CREATE TABLE IF NOT EXISTS {database}.{name}_local ON CLUSTER {cluster}"
             out.append(local + _ENGINE.sub(replicate, body, count=1))
+            if name in _PASS_THROUGH:
+                continue
             key = sharding_key if name == "linked_events" else _SHARDING.get(name, "rand()")
             out.append(
                 f"CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} "
@@ -204,3 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _server_version(warehouse: Warehouse) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", warehouse.version())[:2])

@@ -136,3 +136,37 @@ def read_topic(
                         break
     finally:
         consumer.close()
+
+
+def read_range(
+    bootstrap_servers: str, topic: str, partition: int, first: int, last: int, timeout: float = 30.0
+) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+    """(offset, key, value) of every message of ``topic[partition]`` from ``first`` to ``last``."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "linkwatch-range-reader",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, first)])
+        position = first
+        stalled_since = time.monotonic()
+        while position <= last:
+            batch = consumer.consume(min(5000, last + 1 - position), timeout=0.25)
+            if not batch:
+                if time.monotonic() - stalled_since > timeout:
+                    raise TimeoutError(f"reading {topic}[{partition}] stalled before offset {last}")
+                continue
+            stalled_since = time.monotonic()
+            for msg in batch:
+                if msg.error() is not None:
+                    continue
+                offset = msg.offset() or 0
+                if offset > last:
+                    break
+                position = offset + 1
+                yield offset, msg.key(), msg.value()
+    finally:
+        consumer.close()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,9 @@ from linkwatch.streams.enrich import AreaTable, LinkOutcome, linked_row
 from linkwatch.streams.ingest import RawMessage, ingest_batch
 from linkwatch.streams.linker import LinkDecision, StreamLinker
 from linkwatch.streams.sink import WarehouseSink
+from linkwatch.streams.warehouse import WarehouseUnavailable
+
+log = logging.getLogger("linkwatch.worker")
 
 Message = tuple[bytes, bytes]  # key, value
 
@@ -38,6 +43,8 @@ class BatchOutput:
     merges: list[Message] = field(default_factory=list)
     reviews: list[Message] = field(default_factory=list)
     replayed: int = 0
+    #: The offsets the batch covers: topic -> partition -> [first, last].
+    manifest: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -64,6 +71,9 @@ class Pipeline:
         self._stored_high: dict[tuple[str, int], int] = {}
         #: Rows not inserted because the warehouse already held them (replays).
         self.skipped_stored = 0
+        #: Seconds a batch waits for an unreachable warehouse before the error goes up.
+        self.outage_limit = 600.0
+        self.sleep: Callable[[float], None] = time.sleep
 
     def restore(self, log: Iterable[bytes]) -> int:
         """Rebuild the linker (and the merge map) from the linker's log.
@@ -112,13 +122,20 @@ class Pipeline:
         self,
         messages: Sequence[RawMessage],
         log_written: Callable[[BatchOutput], None] | None = None,
+        *,
+        exact_replay: bool = False,
     ) -> BatchOutput:
         """Ingest, link, enrich and load one batch.
 
-        ``log_written`` is called with the batch's linker-log entries once they are
-        known and must return only when they are durable: the warehouse is loaded after
-        it, so that whatever the warehouse holds, the log holds too, and a restarted
-        linker gives replayed events the persons the warehouse has.
+        ``log_written`` is called with the batch's linker-log entries and its manifest
+        (the offsets it covers) before the warehouse is loaded, and must return only when
+        they are durable: whatever the warehouse holds, the log holds too, so a restarted
+        linker gives replayed events the persons the warehouse has, and a batch cut off by
+        a crash can be formed again exactly.
+
+        ``exact_replay``: ``messages`` are exactly a batch of a manifest. Its rows are sent
+        again whole, with the same deduplication token: the warehouse drops what it has
+        and writes what a crash left out, in the event table and in every view fed by it.
         """
         out = BatchOutput()
         ingested = ingest_batch(messages, self.registry, now=self.now)
@@ -128,6 +145,7 @@ class Pipeline:
             (e.event_id.encode(), entry)
             for e, entry in _paired(ingested.events, decisions, entries)
         ]
+        out.manifest = _manifest(messages)
         if log_written is not None:
             log_written(out)
         merge_rows: list[dict[str, Any]] = []
@@ -152,12 +170,42 @@ class Pipeline:
             )
             for pair in decision.review:
                 out.reviews.append((pair.record_id.encode(), _json(_review_doc(pair))))
-        self.sink.write_events(self._not_yet_stored(out.rows))
-        if person_rows:
-            self.sink.write_rows("persons", person_rows)
-        if merge_rows:
-            self.sink.write_rows("person_merges", merge_rows)
+        self._load(out.rows, person_rows, merge_rows, exact_replay=exact_replay)
         return out
+
+    def _load(
+        self,
+        rows: list[dict[str, Any]],
+        person_rows: list[dict[str, Any]],
+        merge_rows: list[dict[str, Any]],
+        exact_replay: bool = False,
+    ) -> None:
+        """Write a batch's rows; while the warehouse is unreachable, wait and try again.
+
+        Each attempt looks again at what the warehouse holds, so an insert that landed
+        although its acknowledgement was lost is not repeated. After ``outage_limit``
+        seconds the error goes up (and the worker stops, to be restarted).
+        """
+        delay, waited = 1.0, 0.0
+        while True:
+            try:
+                fresh = self._not_yet_stored(rows)
+                self.sink.write_events(rows if exact_replay else fresh)
+                if person_rows:
+                    self.sink.write_rows("persons", person_rows)
+                if merge_rows:
+                    self.sink.write_rows("person_merges", merge_rows)
+                return
+            except WarehouseUnavailable as exc:
+                if waited >= self.outage_limit:
+                    raise
+                log.warning(
+                    "warehouse unavailable (%s); trying the batch again in %.0f s", exc, delay
+                )
+                self.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 15.0)
+                self.forget_partitions()
 
     def forget_partitions(self) -> None:
         """Look again at what the warehouse holds (after partitions were reassigned)."""
@@ -213,6 +261,14 @@ class Pipeline:
                     }
                 )
         return rows
+
+
+def _manifest(messages: Sequence[RawMessage]) -> dict[str, dict[str, list[int]]]:
+    ranges: dict[str, dict[str, list[int]]] = {}
+    for m in messages:
+        span = ranges.setdefault(m.topic, {}).setdefault(str(m.partition), [m.offset, m.offset])
+        span[0], span[1] = min(span[0], m.offset), max(span[1], m.offset)
+    return ranges
 
 
 def _paired(

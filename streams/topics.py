@@ -58,8 +58,34 @@ ALERTS = TopicSpec(
     "linkwatch.alerts.v1", 1, "surveillance alerts with their evidence", KEEP_FOREVER
 )
 
+SINK_BATCHES = TopicSpec(
+    "linkwatch.sink-batches.v1",
+    1,
+    "the offsets of every batch before it is loaded, to form one cut off by a crash again",
+    {"retention.ms": str(7 * 24 * 3600 * 1000)},
+)
+WORKER_LEASE = TopicSpec(
+    "linkwatch.worker-lease.v1",
+    1,
+    "no messages: the worker assigned its one partition is the active linker",
+    {"retention.ms": "3600000"},
+)
+
 PROVIDER_TOPICS = (GP, OOH, HOSPITAL)
-ALL_TOPICS = (GP, OOH, HOSPITAL, AREA_SES, LINKER_LOG, LINKED, MERGES, REVIEW, DLQ, ALERTS)
+ALL_TOPICS = (
+    GP,
+    OOH,
+    HOSPITAL,
+    AREA_SES,
+    LINKER_LOG,
+    LINKED,
+    MERGES,
+    REVIEW,
+    DLQ,
+    ALERTS,
+    SINK_BATCHES,
+    WORKER_LEASE,
+)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ class WarehouseError(RuntimeError):
     """A statement failed; the message names the engine and the statement."""
 
 
+class WarehouseUnavailable(WarehouseError):
+    """The warehouse could not be reached; the same call may succeed later."""
+
+
 class WarehouseBusy(WarehouseError):
     """The embedded warehouse is held by another process, or this one holds another directory."""
 
@@ -75,6 +79,11 @@ class Warehouse(ABC):
 
     engine: str
     location: str
+
+    @property
+    def deduplicates(self) -> bool:
+        """Whether inserts honour ``dedup_token`` (and views dedupe the blocks they get)."""
+        return True
 
     @abstractmethod
     def command(self, sql: str, params: Params | None = None) -> None:
@@ -300,10 +309,10 @@ class ServerWarehouse(Warehouse):
 
         return (errors.NetworkError, errors.SocketTimeoutError, EOFError, ConnectionError, OSError)
 
-    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+    def _retrying(self, what: str, call: Callable[[], T], retry: bool = True) -> T:
         from clickhouse_driver import errors
 
-        deadline = time.monotonic() + self.retry_timeout
+        deadline = time.monotonic() + (self.retry_timeout if retry else 0.0)
         delay = 0.1
         attempt = 0
         with self._lock:
@@ -314,9 +323,9 @@ class ServerWarehouse(Warehouse):
                 except self._transient() as exc:
                     self._client.disconnect()
                     if time.monotonic() >= deadline:
-                        raise WarehouseError(
-                            f"ClickHouse server {self.location} unreachable for "
-                            f"{self.retry_timeout:.0f} s ({attempt} attempts) while {what}: {exc}"
+                        raise WarehouseUnavailable(
+                            f"ClickHouse server {self.location} unreachable "
+                            f"({attempt} attempts) while {what}: {exc}"
                         ) from exc
                     log.warning("ClickHouse server %s: %s; retrying %s", self.location, exc, what)
                     time.sleep(delay)
@@ -325,6 +334,10 @@ class ServerWarehouse(Warehouse):
                     raise WarehouseError(
                         f"ClickHouse server {self.location} while {what}: {exc}"
                     ) from exc
+
+    @property
+    def deduplicates(self) -> bool:
+        return self._version_tuple() >= (22, 2)
 
     def _version_tuple(self) -> tuple[int, ...]:
         if self._server_version is None:
@@ -381,15 +394,19 @@ class ServerWarehouse(Warehouse):
         settings: dict[str, Any] = {}
         # insert_deduplication_token exists from ClickHouse 22.2 on; older servers
         # reject unknown settings, so the token is only sent where it is understood.
-        if dedup_token and self._version_tuple() >= (22, 2):
+        deduplicated = bool(dedup_token) and self._version_tuple() >= (22, 2)
+        if deduplicated:
             settings["insert_deduplication_token"] = dedup_token
         # Rows always travel as the data argument: 18.x hangs on INSERT ... VALUES
         # with the values inline and no data.
         sql = f"INSERT INTO {table} ({names}) VALUES"
         payload = list(data.values())
+        # A token-less insert whose connection broke may have landed: it is not repeated
+        # here (WarehouseUnavailable), so the caller can look before sending it again.
         self._retrying(
             f"inserting {n} rows into {table}",
             lambda: self._client.execute(sql, payload, columnar=True, settings=settings),
+            retry=deduplicated or not dedup_token,
         )
         return n
 

@@ -22,6 +22,7 @@ See docs/faust-behaviour.md.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import queue
@@ -50,7 +51,8 @@ from linkwatch.streams.alerting import AlertingConfig, AlertingMetrics, Alerting
 from linkwatch.streams.config import Settings
 from linkwatch.streams.deadletter import DeadLetter
 from linkwatch.streams.ingest import RawMessage
-from linkwatch.streams.kafka_clients import make_consumer, make_producer, read_topic
+from linkwatch.streams.kafka_clients import make_consumer, make_producer, read_range, read_topic
+from linkwatch.streams.lease import Lease
 from linkwatch.streams.linker import StreamLinker, record_from_log
 from linkwatch.streams.pipeline import BatchOutput, Pipeline
 from linkwatch.streams.sink import WarehouseSink
@@ -233,9 +235,13 @@ class WorkerState:
             time.monotonic() - started,
         )
 
-    def handle(self, messages: list[RawMessage], produced_at: list[float]) -> BatchOutput:
+    def handle(
+        self, messages: list[RawMessage], produced_at: list[float], exact_replay: bool = False
+    ) -> BatchOutput:
         started = time.monotonic()
-        out = self.pipeline.process(messages, log_written=self._write_log)
+        out = self.pipeline.process(
+            messages, log_written=self._write_log, exact_replay=exact_replay
+        )
         self._publish(out)
         done = time.time()
         m = self.metrics
@@ -281,6 +287,7 @@ class WorkerState:
             self.pipeline.forget_partitions()
             log.info("provider partitions assigned: %d", len(partitions))
 
+        self._replay_cut_batches(consumer)
         consumer.subscribe([t.name for t in topics.PROVIDER_TOPICS], on_assign=assigned)
         lag_measured = 0.0
         try:
@@ -323,6 +330,54 @@ class WorkerState:
         finally:
             consumer.close()
 
+    def _replay_cut_batches(self, consumer: Any) -> None:
+        """Form again, exactly, the batches a crash cut off between manifest and commit.
+
+        Their rows go to the warehouse whole, with the tokens they had, so whatever part
+        of them the warehouse (or one of its views) missed is written, and nothing twice.
+        Without deduplication tokens (old servers) the usual offset check applies instead.
+        """
+        parts = [
+            TopicPartition(t.name, p) for t in topics.PROVIDER_TOPICS for p in range(t.partitions)
+        ]
+        committed = {
+            (tp.topic, tp.partition): max(tp.offset, 0)
+            for tp in consumer.committed(parts, timeout=30)
+        }
+        bootstrap = self.settings.bootstrap_servers
+        pending: list[dict[str, dict[str, list[int]]]] = []
+        for _, value in read_topic(bootstrap, topics.SINK_BATCHES.name):
+            ranges = json.loads(value or b"{}").get("ranges", {})
+            if any(
+                last >= committed.get((topic, int(partition)), 0)
+                for topic, spans in ranges.items()
+                for partition, (_, last) in spans.items()
+            ):
+                pending.append(ranges)
+        exact = self.warehouse.deduplicates
+        for ranges in pending:
+            messages: list[RawMessage] = []
+            for topic, spans in ranges.items():
+                for partition, (first, last) in spans.items():
+                    messages.extend(
+                        RawMessage(topic, int(partition), offset, key, value)
+                        for offset, key, value in read_range(
+                            bootstrap, topic, int(partition), first, last
+                        )
+                    )
+            log.info("forming again a batch cut off by a crash: %d messages", len(messages))
+            self.handle(messages, [0.0] * len(messages), exact_replay=exact)
+            ends = [
+                TopicPartition(topic, int(partition), last + 1)
+                for topic, spans in ranges.items()
+                for partition, (_, last) in spans.items()
+                if last + 1 > committed.get((topic, int(partition)), 0)
+            ]
+            if ends:
+                consumer.commit(offsets=ends, asynchronous=False)
+                for tp in ends:
+                    committed[(tp.topic, tp.partition)] = tp.offset
+
     def _apply_pending_areas(self) -> None:
         while True:
             try:
@@ -363,7 +418,11 @@ class WorkerState:
 
     def _write_log(self, out: BatchOutput) -> None:
         """The batch's linker-log entries, acknowledged by Kafka before the warehouse load."""
-        self._send([(topics.LINKER_LOG.name, key, entry, None) for key, entry in out.log_entries])
+        manifest = json.dumps({"ranges": out.manifest}, separators=(",", ":")).encode()
+        self._send(
+            [(topics.LINKER_LOG.name, key, entry, None) for key, entry in out.log_entries]
+            + [(topics.SINK_BATCHES.name, None, manifest, None)]
+        )
         self.log_position += len(out.log_entries)
 
     def _publish(self, out: BatchOutput) -> None:
@@ -422,8 +481,8 @@ class WorkerState:
         }
 
 
-def open_state(settings: Settings) -> WorkerState:
-    """Everything the worker needs before Faust starts, each failure named."""
+def require_model(settings: Settings) -> FellegiSunterModel:
+    """The linkage model the worker runs with, or a WorkerError saying what to do."""
     if settings.linkage_model is None:
         raise WorkerError(
             "no linkage model: train one with `linkwatch linkage train` "
@@ -435,6 +494,12 @@ def open_state(settings: Settings) -> WorkerState:
         raise WorkerError(
             f"cannot load the linkage model {settings.linkage_model}: {exc}"
         ) from None
+    return model
+
+
+def open_state(settings: Settings) -> WorkerState:
+    """Everything the worker needs before Faust starts, each failure named."""
+    model = require_model(settings)
     topics.ensure_topics(settings.bootstrap_servers)
     warehouse = open_warehouse(settings.clickhouse_url, settings.embedded_warehouse_dir)
     create_model(warehouse, settings.database)
@@ -615,6 +680,10 @@ def run(settings: Settings, dashboard_port: int | None = None) -> None:
     """Start the worker and block until it is stopped (SIGTERM / Ctrl-C)."""
     import faust
 
+    require_model(settings)
+    topics.ensure_topics(settings.bootstrap_servers)
+    lease = Lease(settings.bootstrap_servers)
+    lease.acquire()
     state = open_state(settings)
     if dashboard_port:
         serve_dashboard(state, dashboard_port)
@@ -625,3 +694,4 @@ def run(settings: Settings, dashboard_port: int | None = None) -> None:
     finally:
         state.producer.flush(30)
         state.warehouse.close()
+        lease.release()

@@ -1,12 +1,25 @@
-"""The Long COVID case definition panel: index COVID, symptoms 4-52 weeks later, merges."""
+"""The Long COVID case definition panel: index COVID, symptoms 4-52 weeks later, merges,
+and its pre-aggregated state equal to the definition over raw events."""
 
 from __future__ import annotations
 
 import datetime as dt
+import random
+from string import Template
+
+import pytest
 
 from linkwatch.dashboards.code_groups import code_groups_of
 from linkwatch.dashboards.model import create_model
-from linkwatch.dashboards.panels import Filters
+from linkwatch.dashboards.panels import (
+    AGE_BANDS,
+    FILTER_SQL,
+    SEXES,
+    SOURCES,
+    Filters,
+    panel,
+    panel_sql,
+)
 from linkwatch.dashboards.service import PanelService
 from linkwatch.streams.warehouse import EmbeddedWarehouse
 
@@ -46,7 +59,9 @@ def test_case_definition_counts_each_person_once_at_the_week_they_qualify(
         result = service.run("long_covid_weekly", period).data
         return {r["week"]: r["persons"] for r in result.rows}
 
-    week = lambda n: START + dt.timedelta(weeks=n)  # noqa: E731
+    def week(n: int) -> dt.date:
+        return START + dt.timedelta(weeks=n)
+
     assert cases() == {week(3): 1, week(6): 1}
     merged = dt.datetime(2022, 5, 1, tzinfo=dt.UTC)
     embedded_warehouse.insert(
@@ -57,3 +72,176 @@ def test_case_definition_counts_each_person_once_at_the_week_they_qualify(
     # With the default threshold these single persons are not shown.
     hidden = PanelService(embedded_warehouse, warehouse_db).run("long_covid_weekly", period)
     assert all(r["persons"] is None for r in hidden.data.rows)
+
+
+# The case definition over raw linked events, as the panel computed it before the
+# long_covid_persons state existed: the reference the pre-aggregated panel must equal.
+RAW_DEFINITION = """
+SELECT q.week AS week, q.persons AS persons
+FROM
+(
+    SELECT toMonday(first_date) AS week, count() AS persons
+    FROM
+    (
+        SELECT x.person AS person, min(x.event_date) AS first_date
+        FROM
+        (
+            SELECT ev.person AS person, ev.event_date AS event_date,
+                   ev.code_groups AS code_groups, ix.index_date AS index_date
+            FROM
+            (
+                SELECT if(m.canonical_person_id = '', e.person_id, m.canonical_person_id) AS person,
+                       e.event_date AS event_date, e.code_groups AS code_groups,
+                       e.source AS source, e.region AS region, e.age_band AS age_band,
+                       e.sex AS sex, e.ses_quintile AS ses_quintile
+                FROM ${db}.linked_events AS e
+                LEFT JOIN
+                    (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
+                    ON m.person_id = e.person_id
+                WHERE hasAny(e.code_groups, ['long_covid_symptom', 'post_covid'])
+            ) AS ev
+            LEFT JOIN
+            (
+                SELECT if(m.canonical_person_id = '', e.person_id, m.canonical_person_id) AS person,
+                       min(e.event_date) AS index_date
+                FROM ${db}.linked_events AS e
+                LEFT JOIN
+                    (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
+                    ON m.person_id = e.person_id
+                WHERE has(e.code_groups, 'covid')
+                GROUP BY person
+            ) AS ix ON ix.person = ev.person
+            WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex} AND ${f_ses_quintile}
+        ) AS x
+        WHERE has(x.code_groups, 'post_covid')
+           OR (has(x.code_groups, 'long_covid_symptom') AND x.index_date > toDate(0)
+               AND x.event_date BETWEEN x.index_date + 28 AND x.index_date + 364)
+        GROUP BY person
+    ) AS first_met
+    WHERE first_date BETWEEN {date_from:Date} AND {date_to:Date}
+    GROUP BY week
+) AS q
+ORDER BY week
+SETTINGS join_use_nulls = 0
+"""
+CODES = ("R83", "R74", "U07.1", "A04", "R02", "P20", "N01", "U09.9", "A03", "R05")
+REGIONS = ("Groningen", "Friesland", "Utrecht")
+# (date_from, date_to, filters): the whole history, a year cut through the middle of
+# persons' histories, and one value of each stratum filter in turn.
+PERIODS = (
+    (dt.date(2000, 1, 3), dt.date(2099, 12, 27)),
+    (dt.date(2022, 7, 4), dt.date(2023, 7, 2)),
+)
+STRATA: tuple[dict[str, object], ...] = (
+    {},
+    {"source": "ooh_contact"},
+    {"region": "Utrecht"},
+    {"age_band": "25_44"},
+    {"sex": "MALE"},
+    {"ses_quintile": 2},
+    {"region": "Groningen", "sex": "FEMALE", "source": "gp_consultation"},
+)
+
+
+def generated_events(seed: int, persons: int) -> list[dict[str, object]]:
+    """Random histories over three years; strata vary within a person on purpose."""
+    rng = random.Random(seed)
+    rows: list[dict[str, object]] = []
+    for p in range(persons):
+        index = START + dt.timedelta(days=rng.randrange(0, 700))
+        for _ in range(rng.randrange(1, 9)):
+            codes = [rng.choice(CODES)]
+            if rng.random() < 0.08:
+                codes.append(rng.choice(CODES))  # an event with two codes
+            # Dates cluster around the 4- and 52-week edges of someone's index date.
+            offset = rng.choice((-30, 0, 27, 28, 29, 100, 363, 364, 365, rng.randrange(-300, 800)))
+            when = max(START, index + dt.timedelta(days=offset))
+            rows.append(
+                event(f"p{p}", 0, codes[0], len(rows))
+                | {
+                    "codes": codes,
+                    "code_groups": sorted({g for c in codes for g in code_groups_of([c], when)}),
+                    "event_time": dt.datetime.combine(when, dt.time(rng.randrange(24)), dt.UTC),
+                    "source": rng.choice(SOURCES),
+                    "region": rng.choice(REGIONS),
+                    "age_band": rng.choice(AGE_BANDS[1:4]),
+                    "sex": rng.choice(SEXES),
+                    "ses_quintile": rng.randrange(1, 4),
+                }
+            )
+    return rows
+
+
+def merge_rows(rows: list[tuple[str, str, int]]) -> dict[str, list[object]]:
+    when = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+    return {
+        "person_id": [r[0] for r in rows],
+        "canonical_person_id": [r[1] for r in rows],
+        "merged_at": [when] * len(rows),
+        "version": [r[2] for r in rows],
+    }
+
+
+def raw_definition(db: str) -> str:
+    return Template(RAW_DEFINITION).substitute(db=db, **FILTER_SQL)
+
+
+def panel_vs_raw(wh: EmbeddedWarehouse, db: str) -> list[tuple[object, ...]]:
+    """Mismatches between the panel and the raw definition over every period and filter."""
+    panel_sql_text = panel_sql(panel("long_covid_weekly"), db)
+    raw_sql = raw_definition(db)
+    mismatches: list[tuple[object, ...]] = []
+    for date_from, date_to in PERIODS:
+        for strata in STRATA:
+            params = Filters(date_from, date_to, **strata).params()  # type: ignore[arg-type]
+            got = [(r[0], r[1]) for r in wh.query(panel_sql_text, params).rows]
+            want = wh.query(raw_sql, params).rows
+            if got != want:
+                mismatches.append((date_from, strata, got, want))
+    return mismatches
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pre_aggregated_panel_equals_the_raw_definition_with_merges_and_shuffled_blocks(
+    embedded_warehouse: EmbeddedWarehouse, warehouse_db: str, seed: int
+) -> None:
+    create_model(embedded_warehouse, warehouse_db)
+    rows = generated_events(seed, persons=120)
+    random.Random(seed).shuffle(rows)  # later events often arrive before earlier ones
+    table = f"{warehouse_db}.linked_events"
+    cut = sorted(random.Random(seed + 100).sample(range(1, len(rows)), 6))
+    blocks = [rows[a:b] for a, b in zip([0, *cut], [*cut, len(rows)], strict=True)]
+    merges = f"{warehouse_db}.person_merges"
+    # Merges before some events arrive: p1 and p2 are absorbed by p0, p4 by p3.
+    embedded_warehouse.insert(merges, merge_rows([("p1", "p0", 1), ("p2", "p0", 1)]))
+    embedded_warehouse.insert(merges, merge_rows([("p4", "p3", 1)]))
+    for n, block in enumerate(blocks):
+        columns = {k: [r[k] for r in block] for k in block[0]}
+        embedded_warehouse.insert(table, columns, dedup_token=f"seed{seed}/block{n}")
+        if n == 2:
+            embedded_warehouse.insert(table, columns)  # a replay without a token: duplicates
+    parts = embedded_warehouse.query(
+        "SELECT count() FROM system.parts WHERE database = {db:String} "
+        "AND table = 'long_covid_persons' AND active",
+        {"db": warehouse_db},
+    ).scalar()
+    assert parts > 1  # the state really is spread over several insert blocks
+    assert panel_vs_raw(embedded_warehouse, warehouse_db) == []
+    # Later merges: p0 (with everyone it absorbed) into p5, so the linker rewrites p1 and
+    # p2 too; p6 into p7; p8 into an id that has no events of its own.
+    embedded_warehouse.insert(
+        merges,
+        merge_rows(
+            [("p0", "p5", 2), ("p1", "p5", 2), ("p2", "p5", 2), ("p6", "p7", 1), ("p8", "x", 1)]
+        ),
+    )
+    assert panel_vs_raw(embedded_warehouse, warehouse_db) == []
+    # Background merges of the state and the onset counts change nothing.
+    for table in ("long_covid_persons", "long_covid_onsets", "long_covid_strata"):
+        embedded_warehouse.command(f"OPTIMIZE TABLE {warehouse_db}.{table} FINAL")
+    assert panel_vs_raw(embedded_warehouse, warehouse_db) == []
+    total = embedded_warehouse.query(
+        f"SELECT sum(persons) FROM ({raw_definition(warehouse_db)})",
+        Filters(*PERIODS[0]).params(),
+    ).scalar()
+    assert total > 20  # the generated data holds a fair number of cases

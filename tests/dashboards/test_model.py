@@ -12,9 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linkwatch.dashboards.code_groups import code_groups_of
-from linkwatch.dashboards.model import ModelError, cluster_ddl, create_model, schema_statements
+from linkwatch.dashboards.model import (
+    ModelError,
+    cluster_ddl,
+    create_model,
+    legacy_statements,
+    schema_statements,
+)
 from linkwatch.dashboards.sample_data import sample_events
-from linkwatch.streams.warehouse import EmbeddedWarehouse
+from linkwatch.streams.warehouse import EmbeddedWarehouse, ServerWarehouse
 
 KEY = "code_group, source, region, age_band, sex, ses_quintile"
 
@@ -50,7 +56,9 @@ def test_model_is_created_idempotently(
     assert {
         "linked_events", "persons", "person_merges", "areas", "area_population", "code_groups",
         "alerts", "detector_results", "weekly_counts", "weekly_counts_mv", "daily_counts",
-        "daily_counts_mv", "population_strata", "schema_version",
+        "daily_counts_mv", "population_strata", "schema_version", "long_covid_persons",
+        "long_covid_persons_mv", "long_covid_onsets", "long_covid_onsets_mv",
+        "long_covid_delta", "long_covid_delta_mv", "long_covid_strata", "long_covid_strata_mv",
     } <= tables  # fmt: skip
     rows = embedded_warehouse.query(
         f"SELECT count() FROM {warehouse_db}.code_groups WHERE code_group = 'post_covid'"
@@ -176,7 +184,11 @@ def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() ->
     views = [s for s in ddl.statements if s.startswith("CREATE MATERIALIZED VIEW")]
     assert ddl.statements[0] == "CREATE DATABASE IF NOT EXISTS lw ON CLUSTER prod"
     assert all(" ON CLUSTER prod" in s for s in ddl.statements)
-    assert len(local) == len(fronts) == 11
+    # The Long COVID delta table only passes blocks between views: local, no front.
+    (delta,) = [s for s in local if "lw.long_covid_delta_local " in s]
+    assert "ENGINE = Null" in delta
+    local.remove(delta)
+    assert len(local) == len(fronts) == 14
     for statement in local:
         assert re.search(
             r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/\{shard\}/lw/", statement
@@ -188,10 +200,67 @@ def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() ->
         "'{replica}', events)" in ddl.script()
     )
     assert "Distributed(prod, lw, linked_events_local, cityHash64(event_id))" in ddl.script()
-    # Views aggregate each shard's own events into its local count table.
-    assert len(views) == 2
+    # Views aggregate each shard's own events into its local tables.
+    assert len(views) == 6
     for view in views:
+        assert re.search(r" TO lw\.\w+_local AS", view)
+        assert "FROM lw.linked_events_local" in view or "FROM lw.long_covid_delta_local" in view
+    counts = [v for v in views if "_counts_mv " in v]
+    assert len(counts) == 2
+    for view in counts:
         assert "TO lw.weekly_counts_local" in view or "TO lw.daily_counts_local" in view
-        assert "FROM lw.linked_events_local" in view
+    # The Long COVID delta view reads the state of its own shard.
+    (delta_view,) = [v for v in views if "lw.long_covid_delta_mv " in v]
+    assert "FROM lw.long_covid_persons_local" in delta_view
+    assert "Distributed(prod, lw, long_covid_persons_local, cityHash64(person_id))" in ddl.script()
+    person_sharded = cluster_ddl("prod", "lw", sharding_key="cityHash64(person_id)").script()
+    assert "Distributed(prod, lw, linked_events_local, cityHash64(person_id))" in person_sharded
     with pytest.raises(ModelError, match="cluster"):
         cluster_ddl("prod cluster")
+
+
+def test_the_model_on_debians_clickhouse_server_leaves_out_only_what_it_cannot_hold(
+    server_warehouse: ServerWarehouse,
+) -> None:
+    db = "model_legacy"
+    assert create_model(server_warehouse, db) == create_model(server_warehouse, db) == 1
+    _, skipped = legacy_statements(schema_statements(db))
+    assert skipped
+    assert all(name.startswith(f"{db}.long_covid") for name in skipped)
+    tables = {
+        r[0]
+        for r in server_warehouse.query(
+            f"SELECT name FROM system.tables WHERE database = '{db}'"
+        ).rows
+    }
+    assert {"linked_events", "persons", "person_merges", "weekly_counts", "daily_counts"} <= tables
+    assert not {name.split(".", 1)[1] for name in skipped} & tables
+    # The pre-aggregates follow inserts there too.
+    server_warehouse.insert(
+        f"{db}.linked_events",
+        {
+            "event_id": ["e1", "e2"],
+            "source": ["gp_consultation"] * 2,
+            "provider_id": ["p"] * 2,
+            "person_id": ["P1", "P2"],
+            "link_outcome": ["new"] * 2,
+            "link_weight": [0.0, 0.0],
+            "codes": [["R05"], ["A04"]],
+            "code_groups": [[], ["symptom_fatigue"]],
+            "event_time": [dt.datetime(2024, 3, 4, 10, tzinfo=dt.UTC)] * 2,
+            "age_band": ["25_44"] * 2,
+            "sex": ["FEMALE"] * 2,
+            "pc4": ["1011"] * 2,
+            "region": ["Noord-Holland"] * 2,
+            "ses_quintile": [3, 3],
+            "kafka_topic": ["t"] * 2,
+            "kafka_partition": [0, 0],
+            "kafka_offset": [0, 1],
+        },
+    )
+    weekly = dict(
+        server_warehouse.query(
+            f"SELECT code_group, sum(events) FROM {db}.weekly_counts GROUP BY code_group"
+        ).rows
+    )
+    assert weekly == {"all": 2, "symptom_fatigue": 1}

@@ -24,6 +24,7 @@ from linkwatch.schemas.events import IdentityPolicy
 from linkwatch.schemas.pseudonymise import PseudonymDomain
 from linkwatch.schemas.synth import SynthConfig, generate
 from linkwatch.streams import topics
+from linkwatch.streams.warehouse import Warehouse
 from linkwatch.streams.worker import WORKER_GROUP
 
 LINKWATCH = str(Path(sys.executable).parent / "linkwatch")
@@ -142,30 +143,56 @@ def wait_drained(
     raise AssertionError(f"backlog not drained in {timeout} s: lag {provider_lag(bootstrap)}")
 
 
+def snapshot_of(wh: Warehouse, db: str = "linkwatch") -> dict[str, Any]:
+    """Counts, pre-aggregates with their recount from raw rows, and each event's person.
+
+    Plain SQL that a ClickHouse 18.16 server answers too; merges are followed in Python.
+    """
+    keys = "code_group, source, region, age_band, sex, ses_quintile"
+    groups = "arrayJoin(arrayConcat(['all'], arrayDistinct(CAST(code_groups, 'Array(String)'))))"
+
+    def q(sql: str) -> list[list[Any]]:
+        return [list(r) for r in wh.query(sql).rows]
+
+    out: dict[str, Any] = {}
+    [[out["count"], out["distinct"]]] = q(
+        f"SELECT count(), uniqExact(event_id) FROM {db}.linked_events"
+    )
+    for table, day, view_day in (
+        ("weekly_counts", "iso_week", "week"),
+        ("daily_counts", "event_date", "day"),
+    ):
+        out[table] = sorted(
+            q(
+                f"SELECT toString({view_day}) AS d, {keys}, sum(events) AS n FROM {db}.{table} "
+                f"GROUP BY d, {keys} HAVING n > 0"
+            )
+        )
+        out[table + "_recount"] = sorted(
+            q(
+                f"SELECT toString({day}) AS d, {groups} AS code_group, source, region, "
+                f"age_band, sex, ses_quintile, count() FROM {db}.linked_events GROUP BY d, {keys}"
+            )
+        )
+    canonical = dict(
+        q(
+            f"SELECT person_id, argMax(canonical_person_id, version) "
+            f"FROM {db}.person_merges GROUP BY person_id"
+        )
+    )
+    out["persons"] = {
+        event_id: canonical.get(person, person)
+        for event_id, person in q(f"SELECT event_id, person_id FROM {db}.linked_events")
+    }
+    return out
+
+
 _SNAPSHOT = """
 import json, sys
 from linkwatch.streams.warehouse import EmbeddedWarehouse
-keys = "code_group, source, region, age_band, sex, ses_quintile"
-groups = "arrayJoin(arrayConcat(['all'], arrayDistinct(CAST(code_groups, 'Array(String)'))))"
-out = {}
+from tests.pipeline.harness import snapshot_of
 with EmbeddedWarehouse(sys.argv[1]) as wh:
-    q = lambda sql: [list(r) for r in wh.query(sql).rows]
-    raw = "SELECT count(), uniqExact(event_id) FROM linkwatch.linked_events"
-    out["count"], out["distinct"] = q(raw)[0]
-    for table, day in (("weekly_counts", "iso_week"), ("daily_counts", "event_date")):
-        view_day = "week" if table == "weekly_counts" else "day"
-        out[table] = q(f"SELECT toString({view_day}), {keys}, sum(events) FROM linkwatch.{table} "
-                       f"GROUP BY {view_day}, {keys} HAVING sum(events) > 0 ORDER BY ALL")
-        out[table + "_recount"] = q(
-            f"SELECT toString({day}) AS d, {groups} AS code_group, source, region, age_band, sex, "
-            f"ses_quintile, count() FROM linkwatch.linked_events "
-            f"GROUP BY d, {keys} ORDER BY ALL")
-    out["persons"] = dict(q(
-        "SELECT e.event_id, if(m.canonical != '', m.canonical, e.person_id) "
-        "FROM linkwatch.linked_events AS e LEFT JOIN (SELECT person_id, "
-        "argMax(canonical_person_id, version) AS canonical FROM linkwatch.person_merges "
-        "GROUP BY person_id) AS m ON m.person_id = e.person_id"))
-print(json.dumps(out, default=str))
+    print(json.dumps(snapshot_of(wh), default=str))
 """
 
 

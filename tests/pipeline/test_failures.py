@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
+from linkwatch.deploy.clickhouse_server import ClickHouseServer
 from linkwatch.deploy.kafka import KafkaBroker
+from linkwatch.deploy.process import free_ports
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
 from linkwatch.schemas.events import to_event
 from linkwatch.schemas.registry import SchemaRegistry
@@ -32,11 +34,13 @@ from linkwatch.streams.deadletter import read_dead_letters
 from linkwatch.streams.kafka_clients import make_producer, read_topic
 from linkwatch.streams.linker import StreamLinker, record_from_log
 from linkwatch.streams.publish import SOURCE_TOPICS, ProviderPublisher, publish_areas
+from linkwatch.streams.warehouse import ServerWarehouse
 from tests.pipeline.harness import (
     POLICY,
     TODAY,
     World,
     make_world,
+    snapshot_of,
     start_worker,
     status,
     wait_drained,
@@ -253,3 +257,94 @@ def test_ten_thousand_malformed_messages_go_to_the_dead_letter_topic_and_good_ev
     snap = warehouse_snapshot(tmp_path / "warehouse")
     assert (snap["count"], snap["distinct"]) == (good, good)
     print(json.dumps(reasons))
+
+
+def test_a_standby_worker_takes_over_when_the_active_one_dies(
+    fresh_kafka_broker: KafkaBroker, world: World, tmp_path: Path
+) -> None:
+    bootstrap = fresh_kafka_broker.bootstrap_servers
+    topics.ensure_topics(bootstrap)
+    publish_areas(bootstrap, world.areas)
+    first = {s: tmp_path / f"{s}.csv" for s in world.extracts}
+    for source, path in world.extracts.items():
+        lines = path.read_text().splitlines(keepends=True)
+        first[source].write_text("".join(lines[: 1 + len(lines) // 5]))
+    part = World(first, world.areas, world.model)
+    env_a, port_a = worker_env(bootstrap, part, tmp_path)
+    env_b = {**env_a, "LINKWATCH_WORKER_PORT": str(free_ports(1)[0])}
+    port_b = int(env_b["LINKWATCH_WORKER_PORT"])
+    active = start_worker(env_a, tmp_path / "worker-a.log")
+    standby = None
+    try:
+        wait_for(port_a, lambda s: s["ready"], active, timeout=120)
+        standby = start_worker(env_b, tmp_path / "worker-b.log")
+        deadline = time.monotonic() + 60
+        while "standby" not in (tmp_path / "worker-b.log").read_text():
+            assert time.monotonic() < deadline, "the second worker did not stand by"
+            assert standby.poll() is None
+            time.sleep(0.5)
+        assert status(port_b) == {}  # a standby holds nothing and serves nothing
+        publishing, published = publish_in_background(bootstrap, part)
+        wait_for(port_a, lambda s: s["processed"] >= 4_000, active, timeout=300)
+        active.send_signal(signal.SIGKILL)
+        active.wait(30)
+        publishing.join(600)
+        assert not publishing.is_alive()
+        taken = wait_for(port_b, lambda s: s["ready"], standby, timeout=180)
+        wait_drained(bootstrap, port_b, standby)
+        standby.send_signal(signal.SIGTERM)
+        assert standby.wait(60) == 0
+    finally:
+        for proc in (active, standby):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert taken["indexed_identities"] >= 4_000
+    assert "this worker is the active linker" in (tmp_path / "worker-b.log").read_text()
+    check_warehouse(tmp_path, bootstrap, part, sum(published))
+
+
+def test_a_clickhouse_server_away_for_60_seconds_loses_and_duplicates_nothing(
+    fresh_kafka_broker: KafkaBroker,
+    fresh_clickhouse_server: ClickHouseServer,
+    world: World,
+    tmp_path: Path,
+) -> None:
+    bootstrap = fresh_kafka_broker.bootstrap_servers
+    server = fresh_clickhouse_server
+    topics.ensure_topics(bootstrap)
+    publish_areas(bootstrap, world.areas)
+    first = {s: tmp_path / f"{s}.csv" for s in world.extracts}
+    for source, path in world.extracts.items():
+        lines = path.read_text().splitlines(keepends=True)
+        first[source].write_text("".join(lines[: 1 + len(lines) // 6]))
+    part = World(first, world.areas, world.model)
+    env, port = worker_env(bootstrap, part, tmp_path)
+    env["CLICKHOUSE_URL"] = server.url
+    publishing, published = publish_in_background(bootstrap, part)
+    proc = start_worker(env, tmp_path / "worker.log")
+    try:
+        wait_for(port, lambda s: s["processed"] >= 3_000, proc, timeout=300)
+        assert server.stop()
+        time.sleep(60)
+        assert proc.poll() is None, "the worker waits for the warehouse"
+        stalled = status(port)["processed"]
+        assert server.start()
+        publishing.join(600)
+        assert not publishing.is_alive()
+        wait_drained(bootstrap, port, proc)
+        final = status(port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        publishing.join(600)
+    total = sum(published)
+    assert final["processed"] == total
+    assert stalled < total
+    assert "warehouse unavailable" in (tmp_path / "worker.log").read_text()
+    with ServerWarehouse(server.url) as wh:
+        snap = snapshot_of(wh)
+    assert (snap["count"], snap["distinct"]) == (total, total)
+    for table in ("weekly_counts", "daily_counts"):
+        assert snap[table] == snap[table + "_recount"], f"{table} differs from a recount"
