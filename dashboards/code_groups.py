@@ -13,7 +13,9 @@ dashboards agree on what "COVID", "post-COVID" and each symptom cluster mean:
 
 The Long COVID case definition itself — an index COVID episode followed by
 symptom-cluster codes 4 to 52 weeks later — depends on a person's history, so it is
-evaluated by the ``long_covid_weekly`` panel over linked events, not per event.
+not a code group of an event: the warehouse keeps each person's state (first COVID,
+post-COVID and symptom dates) and the onsets it implies, and the ``long_covid_weekly``
+panel reads those (see ``sql/schema.sql``).
 """
 
 from __future__ import annotations
