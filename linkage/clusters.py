@@ -27,6 +27,7 @@ import random
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from linkwatch.linkage.blocking import BlockingIndex, BlockingStats
@@ -251,11 +252,12 @@ class LinkageEngine:
             if candidates:
                 for t, (_, _, column, u) in enumerate(self._tf):
                     adjust[n, t] = self._tf_adjustment(column, self.store.columns[column][row], u)
-        owner = np.fromiter(
-            (n for n, (_, cands) in enumerate(staged) if cands for _ in cands), dtype=np.int64
+        sizes = np.fromiter((len(c) if c else 0 for _, c in staged), np.int64, len(staged))
+        owner = np.repeat(np.arange(len(staged), dtype=np.int64), sizes)
+        left = np.repeat(np.fromiter((row for row, _ in staged), np.int64, len(staged)), sizes)
+        right = np.fromiter(
+            chain.from_iterable(c for _, c in staged if c), np.int64, int(sizes.sum())
         )
-        left = np.fromiter((row for row, cands in staged if cands for _ in cands), dtype=np.int64)
-        right = np.fromiter((c for _, cands in staged if cands for c in cands), dtype=np.int64)
         weights: list[float] = []
         if len(left):
             matrix = self.comparisons.matrix_for(left, right)
