@@ -85,6 +85,45 @@ def require_broker(bootstrap_servers: str, timeout: float = 10.0) -> None:
         raise KafkaUnavailable(f"the Kafka cluster at {bootstrap_servers} reports no brokers")
 
 
+def _reader(bootstrap_servers: str) -> Consumer:
+    """A consumer for reading by assignment (no group membership, nothing committed)."""
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "linkwatch-topic-reader",
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def _read_assigned(
+    consumer: Consumer, topic: str, partition: int, first: int, last: int, timeout: float
+) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+    """(offset, key, value) of ``topic[partition]`` from ``first`` to ``last``."""
+    consumer.assign([TopicPartition(topic, partition, first)])
+    position = first
+    stalled_since = time.monotonic()
+    while position <= last:
+        # consume() waits until it has as many messages as asked or its timeout has
+        # passed: never ask past the end, and wait briefly (compacted topics have gaps).
+        batch = consumer.consume(min(5000, last + 1 - position), timeout=0.25)
+        if not batch:
+            if time.monotonic() - stalled_since > timeout:
+                raise TimeoutError(f"reading {topic}[{partition}] stalled before offset {last}")
+            continue
+        stalled_since = time.monotonic()
+        for msg in batch:
+            if msg.error() is not None:
+                continue
+            offset = msg.offset() or 0
+            if offset > last:
+                break
+            position = offset + 1
+            yield offset, msg.key(), msg.value()
+            if position > last:
+                break
+
+
 def read_topic(
     bootstrap_servers: str,
     topic: str,
@@ -95,13 +134,7 @@ def read_topic(
 
     ``start`` gives the first offset to read per partition (default: the beginning).
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "linkwatch-topic-reader",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = _reader(bootstrap_servers)
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if meta is None or meta.error is not None:
@@ -110,30 +143,11 @@ def read_topic(
             tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             first = max(low, (start or {}).get(partition, low))
-            if high <= first:
-                continue
-            tp = TopicPartition(topic, partition, first)
-            consumer.assign([tp])
-            position = first
-            stalled_since = time.monotonic()
-            while position < high:
-                # consume() waits until it has as many messages as asked or its timeout has
-                # passed: never ask past the end, and wait briefly (compacted topics have gaps).
-                batch = consumer.consume(min(5000, high - position), timeout=0.25)
-                if not batch:
-                    if time.monotonic() - stalled_since > timeout:
-                        raise TimeoutError(
-                            f"reading {topic}[{partition}] stalled before offset {high}"
-                        )
-                    continue
-                stalled_since = time.monotonic()
-                for msg in batch:
-                    if msg.error() is not None:
-                        continue
-                    position = (msg.offset() or 0) + 1
-                    yield msg.key(), msg.value()
-                    if position >= high:
-                        break
+            if high > first:
+                for _, key, value in _read_assigned(
+                    consumer, topic, partition, first, high - 1, timeout
+                ):
+                    yield key, value
     finally:
         consumer.close()
 
@@ -142,31 +156,8 @@ def read_range(
     bootstrap_servers: str, topic: str, partition: int, first: int, last: int, timeout: float = 30.0
 ) -> Iterator[tuple[int, bytes | None, bytes | None]]:
     """(offset, key, value) of every message of ``topic[partition]`` from ``first`` to ``last``."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "linkwatch-range-reader",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = _reader(bootstrap_servers)
     try:
-        consumer.assign([TopicPartition(topic, partition, first)])
-        position = first
-        stalled_since = time.monotonic()
-        while position <= last:
-            batch = consumer.consume(min(5000, last + 1 - position), timeout=0.25)
-            if not batch:
-                if time.monotonic() - stalled_since > timeout:
-                    raise TimeoutError(f"reading {topic}[{partition}] stalled before offset {last}")
-                continue
-            stalled_since = time.monotonic()
-            for msg in batch:
-                if msg.error() is not None:
-                    continue
-                offset = msg.offset() or 0
-                if offset > last:
-                    break
-                position = offset + 1
-                yield offset, msg.key(), msg.value()
+        yield from _read_assigned(consumer, topic, partition, first, last, timeout)
     finally:
         consumer.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 # confluent-kafka re-exports these without listing them in __all__.
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
@@ -146,7 +146,6 @@ def describe_topics(
     bootstrap_servers: str, names: list[str], timeout: float = 30.0
 ) -> list[TopicState]:
     """Partitions, message counts (sum of high watermarks minus low) and non-default configs."""
-    from confluent_kafka import Consumer, TopicPartition
 
     admin = make_admin(bootstrap_servers)
     meta = admin.list_topics(timeout=timeout)
@@ -169,9 +168,26 @@ def describe_topics(
             parts = meta.topics[name].partitions
             messages = 0
             for p in parts:
-                low, high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)
+                low, high = _watermarks(consumer, TopicPartition(name, p), timeout)
                 messages += high - low
             states.append(TopicState(name, len(parts), messages, non_default.get(name, {})))
     finally:
         consumer.close()
     return states
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    """A partition's watermarks, asking again while a new leader settles in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as exc:
+            retriable = exc.args[0].code() in (
+                KafkaError.NOT_LEADER_FOR_PARTITION,
+                KafkaError.LEADER_NOT_AVAILABLE,
+            )
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -261,9 +261,8 @@ class WorkerState:
         self.batch_lag_seconds = max(0.0, done - min(stamps)) if stamps else 0.0
         self.processed += len(out.rows)
         self.dead_lettered += len(out.dead_letters)
-        for message in messages:
-            key = (message.topic, message.partition)
-            self.positions[key] = max(self.positions.get(key, 0), message.offset + 1)
+        for key, end in batch_ends(messages).items():
+            self.positions[key] = max(self.positions.get(key, 0), end)
         if self.log_position - self.snapshot_position >= self.settings.snapshot_every:
             self.save_snapshot()
         return out
@@ -315,13 +314,10 @@ class WorkerState:
                     produced.append(stamp / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else 0.0)
                 if messages:
                     self.handle(messages, produced)
-                    ends: dict[tuple[str, int], int] = {}
-                    for m in messages:
-                        ends[(m.topic, m.partition)] = max(
-                            ends.get((m.topic, m.partition), 0), m.offset + 1
-                        )
                     consumer.commit(
-                        offsets=[TopicPartition(t, p, o) for (t, p), o in ends.items()],
+                        offsets=[
+                            TopicPartition(t, p, o) for (t, p), o in batch_ends(messages).items()
+                        ],
                         asynchronous=False,
                     )
                 if time.monotonic() - lag_measured > 5.0:
@@ -479,6 +475,15 @@ class WorkerState:
             "areas": len(self.pipeline.areas),
             "uptime_seconds": round(time.time() - self.started, 1),
         }
+
+
+def batch_ends(messages: list[RawMessage]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the offset after the batch's last message there."""
+    ends: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic, m.partition)
+        ends[key] = max(ends.get(key, 0), m.offset + 1)
+    return ends
 
 
 def require_model(settings: Settings) -> FellegiSunterModel:

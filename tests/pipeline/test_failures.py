@@ -59,6 +59,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return make_world(tmp_path_factory.mktemp("world"), persons=12_800, years=2, seed=31)
 
 
+def share_of(world: World, root: Path, parts: int) -> World:
+    """The first 1/``parts`` of each provider's extract, with the world's areas and model."""
+    extracts = {}
+    for source, path in world.extracts.items():
+        lines = path.read_text().splitlines(keepends=True)
+        extracts[source] = root / f"{source}.csv"
+        extracts[source].write_text("".join(lines[: 1 + len(lines) // parts]))
+    return World(extracts, world.areas, world.model)
+
+
 def publish_in_background(bootstrap: str, world: World) -> tuple[threading.Thread, list[int]]:
     published: list[int] = []
 
@@ -137,11 +147,7 @@ def test_a_broker_sigkill_and_restart_mid_stream_loses_nothing(
     bootstrap = fresh_kafka_broker.bootstrap_servers
     topics.ensure_topics(bootstrap)
     publish_areas(bootstrap, world.areas)
-    first = {s: tmp_path / f"{s}.csv" for s in world.extracts}
-    for source, path in world.extracts.items():  # a quarter of the population
-        lines = path.read_text().splitlines(keepends=True)
-        first[source].write_text("".join(lines[: 1 + len(lines) // 4]))
-    part = World(first, world.areas, world.model)
+    part = share_of(world, tmp_path, 4)
     env, port = worker_env(bootstrap, part, tmp_path)
     log = tmp_path / "worker.log"
     publishing, published = publish_in_background(bootstrap, part)
@@ -219,11 +225,7 @@ def test_ten_thousand_malformed_messages_go_to_the_dead_letter_topic_and_good_ev
     publish_areas(bootstrap, world.areas)
     rng = random.Random(SEED)
     bad = malformed_messages(world, 10_000, rng)
-    first = {s: tmp_path / f"{s}.csv" for s in world.extracts}
-    for source, path in world.extracts.items():
-        lines = path.read_text().splitlines(keepends=True)
-        first[source].write_text("".join(lines[: 1 + len(lines) // 5]))
-    part = World(first, world.areas, world.model)
+    part = share_of(world, tmp_path, 5)
     publishing, published = publish_in_background(bootstrap, part)
     producer = make_producer(bootstrap)
     for n, (topic, value, _) in enumerate(bad):
@@ -265,11 +267,7 @@ def test_a_standby_worker_takes_over_when_the_active_one_dies(
     bootstrap = fresh_kafka_broker.bootstrap_servers
     topics.ensure_topics(bootstrap)
     publish_areas(bootstrap, world.areas)
-    first = {s: tmp_path / f"{s}.csv" for s in world.extracts}
-    for source, path in world.extracts.items():
-        lines = path.read_text().splitlines(keepends=True)
-        first[source].write_text("".join(lines[: 1 + len(lines) // 5]))
-    part = World(first, world.areas, world.model)
+    part = share_of(world, tmp_path, 5)
     env_a, port_a = worker_env(bootstrap, part, tmp_path)
     env_b = {**env_a, "LINKWATCH_WORKER_PORT": str(free_ports(1)[0])}
     port_b = int(env_b["LINKWATCH_WORKER_PORT"])
@@ -313,11 +311,7 @@ def test_a_clickhouse_server_away_for_60_seconds_loses_and_duplicates_nothing(
     server = fresh_clickhouse_server
     topics.ensure_topics(bootstrap)
     publish_areas(bootstrap, world.areas)
-    first = {s: tmp_path / f"{s}.csv" for s in world.extracts}
-    for source, path in world.extracts.items():
-        lines = path.read_text().splitlines(keepends=True)
-        first[source].write_text("".join(lines[: 1 + len(lines) // 6]))
-    part = World(first, world.areas, world.model)
+    part = share_of(world, tmp_path, 6)
     env, port = worker_env(bootstrap, part, tmp_path)
     env["CLICKHOUSE_URL"] = server.url
     publishing, published = publish_in_background(bootstrap, part)
