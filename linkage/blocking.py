@@ -17,6 +17,7 @@ Every capped block and every lookup that skipped one is counted.
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,15 @@ import numpy.typing as npt
 from linkwatch.linkage.standardise import StandardRecord
 
 _soundex = lru_cache(maxsize=50_000)(jellyfish.soundex)
+
+
+def stable_key(key: str) -> int:
+    """A 64-bit hash of a blocking key that is the same in every process.
+
+    The index is saved in linker snapshots and read back by another process, so it cannot
+    use Python's ``hash`` of a string, which changes from one interpreter to the next.
+    """
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
 
 
 class BlockingConfigError(ValueError):
@@ -185,7 +195,7 @@ class BlockingIndex:
     def keys(self, record: StandardRecord) -> list[list[int]]:
         """Hashed keys of a record, one list per pass."""
         # Keys are stored as their hash: a collision only adds a candidate, which scoring rejects.
-        return [[hash(key) for key in p.keys(record)] for p in self.passes]
+        return [[stable_key(key) for key in p.keys(record)] for p in self.passes]
 
     def candidates(self, keys: list[list[int]]) -> set[int]:
         """Rows sharing a key with the given keys in any pass (capped blocks skipped)."""

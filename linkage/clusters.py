@@ -18,10 +18,18 @@ reaches: the same whatever order the records arrive in.
 
 Records with nothing to link on (no name, no date of birth, no national id) become persons of
 their own and are counted.
+
+Providers send the same identity with every event of a person, so most records repeat one
+already seen, field for field. Such a record is compared with that first copy only, joins
+its person when the pair's weight reaches the link threshold, and is stored without being
+indexed again: any later record weighs the same against either copy, so the copy adds
+nothing to find but candidates to score. This keeps the blocks, and the work per record, as
+small as the number of distinct identities rather than of events.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from array import array
@@ -33,8 +41,13 @@ from typing import Any
 from linkwatch.linkage.blocking import BlockingIndex, BlockingStats
 from linkwatch.linkage.comparisons import CompiledComparisons
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
-from linkwatch.linkage.record_store import EncodedRecord, RecordStore
+from linkwatch.linkage.record_store import COLUMNS, EncodedRecord, RecordStore
 from linkwatch.linkage.standardise import StandardRecord
+
+# The source is stored but never compared: the same identity from two providers is one.
+assert COLUMNS[0] == "source"
+_FIRST_COMPARED = 1
+_COMPARED = COLUMNS[_FIRST_COMPARED:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +94,14 @@ class EngineCounts:
     unlinkable: int = 0
     review_pairs: int = 0
     pairs_scored: int = 0
+    #: Records identical to one indexed before, linked to it without being indexed again.
+    duplicates: int = 0
+
+
+def content_key(values: Sequence[int]) -> int:
+    """A 64-bit digest of an encoded record's compared fields (all but the source)."""
+    data = array("i", values[_FIRST_COMPARED:]).tobytes()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 def person_label(number: int) -> str:
@@ -115,6 +136,10 @@ class LinkageEngine:
         self.vector_threshold = 40
         #: Called with (row, candidate row, match weight) for every scored pair, when set.
         self.pair_sink: Callable[[int, int, float], None] | None = None
+        #: Link a record identical to an indexed one to it alone, without indexing it again.
+        self.collapse_duplicates = True
+        # content_key of an indexed record's compared fields → the first such row.
+        self._first_of: dict[int, int] = {}
 
     # --- state --------------------------------------------------------------------------
 
@@ -126,6 +151,7 @@ class LinkageEngine:
             "counts": self.counts,
             "record_person": self._record_person,
             "parent": self._parent,
+            "first_of": self._first_of,
         }
 
     @classmethod
@@ -136,6 +162,7 @@ class LinkageEngine:
         engine.counts = state["counts"]
         engine._record_person = state["record_person"]
         engine._parent = state["parent"]
+        engine._first_of = state["first_of"]
         return engine
 
     # --- persons ------------------------------------------------------------------------
@@ -282,16 +309,38 @@ class LinkageEngine:
     def _index_record(
         self, record: StandardRecord, count_terms: bool, encoded: EncodedRecord | None = None
     ) -> tuple[int, list[int] | None]:
-        """Store a record and find its candidates (None when it has nothing to link on)."""
-        row = self.store.append(encoded or self.store.encode(record), count_terms=count_terms)
+        """Store a record and find its candidates (None when it has nothing to link on).
+
+        A record identical to an indexed one whose pair weight reaches the link threshold
+        has that record as its only candidate and is not indexed itself.
+        """
+        encoded = encoded or self.store.encode(record)
+        row = self.store.append(encoded, count_terms=count_terms)
         self.counts.records += 1
         if not record.has_linkable_content:
             return row, None
+        key = content_key(encoded.values) if self.collapse_duplicates else None
+        if key is not None:
+            first = self._first_of.get(key)
+            if (
+                first is not None
+                and self._same_content(first, row)
+                and self.score(row, first) >= self._link_weight
+            ):
+                self.counts.duplicates += 1
+                self.counts.pairs_scored += 1
+                return row, [first]
         keys = self.index.keys(record)
         candidates = sorted(self.index.candidates(keys))
         self.index.add(keys, row)
+        if key is not None:
+            self._first_of.setdefault(key, row)
         self.counts.pairs_scored += len(candidates)
         return row, candidates
+
+    def _same_content(self, a: int, b: int) -> bool:
+        columns = self.store.columns
+        return all(columns[name][a] == columns[name][b] for name in _COMPARED)
 
     def _unlinkable(self, record_id: str) -> LinkResult:
         person = self._new_person()
@@ -448,6 +497,7 @@ class LinkageEngine:
         for counts in self.store.value_counts.values():
             total += size(counts) + sum(size(k) + size(v) for k, v in counts.items())
         total += size(self._record_person) + size(self._parent)
+        total += size(self._first_of) + sum(size(k) + size(v) for k, v in self._first_of.items())
         for blocks in self.index._blocks:
             total += size(blocks) + sum(size(k) + size(v) for k, v in blocks.items())
         return total

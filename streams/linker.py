@@ -27,7 +27,7 @@ from linkwatch.linkage.standardise import RawRecord, standardise
 from linkwatch.streams.ingest import IngestedEvent
 
 LOG_FORMAT = 1
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 OUTCOMES = ("linked", "new", "review")
 _SEX = {"MALE": "M", "FEMALE": "F"}
 

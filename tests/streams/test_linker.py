@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import pickle
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.csv as pacsv
@@ -145,6 +149,51 @@ def test_a_snapshot_gives_the_same_linker_and_refuses_another_model(
         StreamLinker.from_snapshot(other, snap)
     path.write_bytes(b"not a snapshot")
     assert read_snapshot(path) is None
+
+
+RESUME = """
+import pickle, sys
+from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
+from linkwatch.streams.linker import StreamLinker
+from linkwatch.streams.snapshots import read_snapshot
+from pathlib import Path
+model = FellegiSunterModel.load(Path(sys.argv[1]))
+linker = StreamLinker.from_snapshot(model, read_snapshot(Path(sys.argv[2])))
+events = pickle.loads(open(sys.argv[3], "rb").read())
+decisions, _ = linker.link(events)
+open(sys.argv[4], "wb").write(pickle.dumps(decisions))
+"""
+
+
+def test_a_snapshot_read_by_another_process_decides_the_same(
+    identities: list[RawRecord], model: FellegiSunterModel, tmp_path: Path
+) -> None:
+    # A restarted worker is a new interpreter, whose string hashes differ from the old one's:
+    # nothing in a snapshot may depend on them.
+    events = [as_event(r, i) for i, r in enumerate(identities)]
+    first = StreamLinker(model)
+    first.link(events[:300])
+    write_snapshot(tmp_path / "linker.snapshot", first.snapshot())
+    rest = events[300:] + [
+        dataclasses.replace(e, event_id=f"again-{e.event_id}", offset=e.offset + 10_000)
+        for e in events[:300]
+    ]
+    expected, _ = first.link(rest)
+    model.save(tmp_path / "model.json")
+    (tmp_path / "events.pickle").write_bytes(pickle.dumps(rest))
+    for seed in ("1", "2"):
+        subprocess.run(
+            [sys.executable, "-c", RESUME]
+            + [str(tmp_path / n) for n in ("model.json", "linker.snapshot", "events.pickle")]
+            + [str(tmp_path / f"decisions-{seed}.pickle")],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+            timeout=120,
+        )
+        resumed = pickle.loads((tmp_path / f"decisions-{seed}.pickle").read_bytes())
+        assert resumed == expected
+    # The repeated identities found their first copies through the restored index.
+    assert sum(d.outcome == "linked" for d in expected[-300:]) >= 250
 
 
 def test_order_changes_almost_nothing(
