@@ -18,9 +18,13 @@ own) :meth:`AlertingStage.run_once`:
    an alert, further alarms extend it, and it closes after ``quiet_weeks_to_close``
    weeks without alarm, so one signal is one alert. Alert ids are a hash of kind,
    method, stratum and first week, so recomputing the same weeks gives the same ids.
-   Each series runs at level ``family_alpha / n`` over the ``n`` series of a method
-   (Bonferroni; see :class:`AlertingConfig`), and the deprivation gradient (Q5 against
-   Q1, ``ses-q5-vs-q1``) is watched per code group beside the detectors.
+   The deprivation gradient (Q5 against Q1, ``ses-q5-vs-q1``) is watched per code
+   group beside the detectors. Each of the ``n`` tests of a cycle (a stratum under a
+   detector, or a code group's gradient) runs at level ``family_alpha / n``
+   (Bonferroni), so a year of null data opens at most about ``52 * family_alpha``
+   alerts. That holds because Farrington runs without its trend here: with the
+   package's defaults it alarms about twice as often as its level at three years of
+   history. :class:`AlertingConfig` gives the measurements and what is left uncalibrated.
 4. runs the data-quality checks (a source or provider that stopped sending, a practice
    that stopped coding, a growing pipeline lag) as ``data_quality`` alerts; the silence
    checks pause while the given lag is above its threshold.
@@ -85,6 +89,9 @@ ALERT_COLUMNS = (
     "ses_quintile", "first_week", "last_week", "observed", "expected", "upperbound", "score",
     "evidence", "opened_at", "updated_at", "version",
 )  # fmt: skip
+# Where the stage departs from the package's defaults, under the configured parameters
+# (see AlertingConfig): Farrington's trend is off unless the parameters name it.
+STAGE_DEFAULTS: Mapping[str, Mapping[str, str]] = {"farrington-flexible": {"trend": "false"}}
 RESULT_COLUMNS = (
     "method", "code_group", "region", "age_band", "sex", "ses_quintile", "week",
     "observed", "expected", "upperbound", "alarm", "computed_at",
@@ -446,15 +453,46 @@ class AlertingConfig:
     """What the alerting stage watches and how.
 
     ``methods`` maps detector names (as ``linkwatch detect`` spells them) to their text
-    parameters; empty parameters are the R package's defaults, except the level:
+    parameters; empty parameters are the R package's defaults, except the level and
+    Farrington's trend.
+
     ``family_alpha`` (default 0.5) is the expected number of false alarms per evaluated
-    week across all watched strata of a method, so each of ``n`` series is run at level
-    ``family_alpha / n`` (Bonferroni; at most 0.5). Watching hundreds of strata at the
-    package's per-series 0.05 would raise that many times 0.05 false alarms every week
-    (about 22 a week for the 443 series of the demo); set ``family_alpha`` None to use
-    each detector's own ``alpha``. ``margins`` lists the
-    dimension sets to watch per code group: ``()`` is national, ``("region",)`` each
-    province, ``("region", "age_band")`` each province and age band, and so on.
+    week over every test the stage runs at a level (each watched stratum under each
+    detector that has a level, and the deprivation gradient of each code group), so
+    each of those ``n`` tests runs at level ``family_alpha / n`` (Bonferroni; at most
+    0.5). Alarms in consecutive weeks of a stratum are one alert, so a year of weekly
+    evaluation of data without any signal opens at most about ``52 * family_alpha``
+    false alerts. Watching hundreds of strata at the package's per-series 0.05 would
+    raise that many times 0.05 false alarms every week (about 22 a week for the 443
+    series of the demo); set ``family_alpha`` None to use each detector's own ``alpha``.
+
+    The budget holds only where a threshold keeps its level this far in the tail (75
+    strata give 0.0067 each). Farrington's does once its trend is off, so the stage runs
+    ``farrington-flexible`` with ``trend=false`` unless its parameters name ``trend``
+    (:data:`STAGE_DEFAULTS`). With the package's default reweighting, the dispersion
+    that the trend's t-test and the prediction's standard error use is computed with
+    the outbreak weights where the working weights belong (the package's behaviour,
+    which linkwatch reproduces), so it comes out near ``phi / mu`` instead of ``phi``:
+    the trend is kept in 70 to 90 % of the weeks of a stable series (``b=3``, means 30
+    to 300) instead of 5 %, and its extrapolation error (two years beyond the middle of
+    three years of history) is left out of the threshold. On stable Poisson series
+    (means 10 to 1,000 a week, 49,000 series-weeks each) at level 0.0067 the package's
+    defaults alarm 1.8 to 2.0 times as often as the level with ``b=3`` and 1.3 to 1.5
+    times with ``b=5``; with the trend off, 0.82 to 1.03 times for ``b`` from 2 to 5.
+    Seasonality inside the reference windows inflates the dispersion of large strata,
+    which makes them more conservative still. Without the trend, a slow rise over years
+    (practices joining, a growing list size) alarms instead of being absorbed into the
+    baseline; ``trend=true`` brings back the package's behaviour and its excess of false
+    alarms, and ``trend=true`` with ``reweight=false`` tests the trend correctly (0.9 to
+    1.05 times the level with ``b=3``) but leaves past outbreaks in the baseline at full
+    weight. With ``b`` of 1 or 2 (less than three years of history, as in the demo) the
+    package fits no trend in any case. The EARS detectors are not calibrated this far in
+    the tail: at 0.0067 their normal threshold on a 7-week baseline alarms 4 to 6 times
+    as often as the level, and a stage running them raises several times its budget.
+
+    ``margins`` lists the dimension sets to watch per code group: ``()`` is national,
+    ``("region",)`` each province, ``("region", "age_band")`` each province and age
+    band, and so on.
     ``code_groups`` None watches every code group in the warehouse. A source or provider
     is silent when it sent nothing for ``silence_days`` while its rate over the
     ``history_days`` before would have given at least ``min_expected_events``. A lag above
@@ -486,13 +524,13 @@ class AlertingConfig:
     def __post_init__(self) -> None:
         if not self.methods:
             raise AlertingError("no detector configured: give at least one method")
-        for name, params in self.methods.items():
+        for name in self.methods:
             if name not in METHODS:
                 raise AlertingError(
                     f"unknown detector {name!r}; known: {', '.join(sorted(METHODS))}"
                 )
             try:
-                METHODS[name].parse(params)
+                METHODS[name].parse(self.parameters(name))
             except DetectionError as exc:
                 raise AlertingError(str(exc)) from None
         for dims in self.margins:
@@ -513,6 +551,11 @@ class AlertingConfig:
             raise AlertingError("silence_days and history_days must be at least 1")
         if self.lag_growth_cycles < 2:
             raise AlertingError("lag_growth_cycles must be at least 2")
+
+    def parameters(self, method: str) -> dict[str, str]:
+        """The text parameters ``method`` runs with: the configured ones over the stage's
+        defaults (:data:`STAGE_DEFAULTS`)."""
+        return {**STAGE_DEFAULTS.get(method, {}), **self.methods[method]}
 
 
 @dataclass(frozen=True)
@@ -702,8 +745,8 @@ class AlertingStage:
         self.registry = registry or SchemaRegistry.shipped()
         self.topic = topic or ALERTS.name
         self.detectors = [
-            _Detector(name, METHODS[name], METHODS[name].parse(params))
-            for name, params in self.config.methods.items()
+            _Detector(name, METHODS[name], METHODS[name].parse(self.config.parameters(name)))
+            for name in self.config.methods
         ]
         self._trackers: dict[tuple[str, Stratum], AlertTracker] = {}
         self._dq_open: dict[tuple[str, str], Alert] = {}
@@ -854,6 +897,7 @@ class AlertingStage:
         series = self.load_series(start, last_complete)
         n_weeks = (last_complete - start).days // 7 + 1
         report.weeks_evaluated = [w for w in wanted if w >= start]
+        level = self._series_level(series)
         changed: list[Alert] = []
         for detector in self.detectors:
             weeks = [w for w in plan[detector.name] if w >= start]
@@ -861,8 +905,7 @@ class AlertingStage:
                 continue
             first_index = (weeks[0] - start).days // 7 + 1
             runs = detector.groups(first_index, n_weeks)
-            if self.config.family_alpha is not None and detector.has_level and series:
-                level = min(self.config.family_alpha / len(series), 0.5)
+            if level is not None and detector.has_level:
                 runs = [(a, b, {**values, "alpha": level}) for a, b, values in runs]
             strata = set(series) | {s for (m, s) in self._trackers if m == detector.name}
             for stratum in sorted(strata):
@@ -908,14 +951,41 @@ class AlertingStage:
                     del self._trackers[(detector.name, stratum)]
         if self.config.ses_gradient:
             weeks = [w for w in plan[self.detectors[0].name] if w >= start]
-            changed += self._ses_gradient(series, start, weeks, now, report, results)
+            gradient_level = 0.05 if level is None else level
+            changed += self._ses_gradient(
+                series, start, weeks, gradient_level, now, report, results
+            )
         return changed
+
+    def _gradient_groups(self, series: Mapping[Stratum, IntArray]) -> list[str]:
+        """The code groups whose deprivation gradient is watched (both Q1 and Q5 present)."""
+        if not self.config.ses_gradient:
+            return []
+        groups = {s.code_group for s in series}
+        return sorted(
+            g
+            for g in groups
+            if Stratum(g, ses_quintile=5) in series and Stratum(g, ses_quintile=1) in series
+        )
+
+    def _series_level(self, series: Mapping[Stratum, IntArray]) -> float | None:
+        """The level of each test under ``family_alpha``, None without a family budget.
+
+        The family is every test the stage runs at a level: each stratum under each
+        detector that has one, and the deprivation gradient of each code group.
+        """
+        if self.config.family_alpha is None:
+            return None
+        tests = len(series) * sum(d.has_level for d in self.detectors)
+        tests += len(self._gradient_groups(series))
+        return min(self.config.family_alpha / max(tests, 1), 0.5)
 
     def _ses_gradient(
         self,
         series: Mapping[Stratum, IntArray],
         start: dt.date,
         weeks: list[dt.date],
+        level: float,
         now: dt.datetime,
         report: CycleReport,
         results: dict[str, list[Any]],
@@ -925,20 +995,17 @@ class AlertingStage:
         Given the week's events in Q1 and Q5 together, Q5's count is binomial with the share
         it had over the baseline (52 weeks, the latest ``GRADIENT_GUARD`` left out) when the
         Q5/Q1 rate ratio is unchanged; the week alarms above that binomial's upper quantile.
-        The evidence carries the rate ratio per 100,000 when population denominators exist.
+        Each code group's test runs at ``level``, its share of the family budget. The
+        evidence carries the rate ratio per 100,000 when population denominators exist.
         """
         from scipy import stats
 
         cfg = self.config
-        level = (cfg.family_alpha / max(len(series), 1)) if cfg.family_alpha else 0.05
-        level = min(level, 0.5)
         population = self._quintile_population()
         changed: list[Alert] = []
-        for group in sorted({s.code_group for s in series}):
-            q5 = series.get(Stratum(group, ses_quintile=5))
-            q1 = series.get(Stratum(group, ses_quintile=1))
-            if q5 is None or q1 is None:
-                continue
+        for group in self._gradient_groups(series):
+            q5 = series[Stratum(group, ses_quintile=5)]
+            q1 = series[Stratum(group, ses_quintile=1)]
             stratum = Stratum(group, ses_quintile=5)
             tracker = self._tracker(
                 GRADIENT_METHOD,

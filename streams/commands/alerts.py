@@ -78,8 +78,9 @@ def register(app: typer.Typer) -> None:
             float,
             typer.Option(
                 help=(
-                    "Expected false alarms per week over all strata (each series runs at this "
-                    "level divided by the number of series); 0 uses each detector's own alpha."
+                    "Expected false alarms per week over all tests (strata x detectors, plus "
+                    "the deprivation gradients; each runs at this level divided by their "
+                    "number); 0 uses each detector's own alpha."
                 ),
                 min=0.0,
             ),
