@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 
 from linkwatch.schemas.codelists import CodeEntry, long_covid_codelist, normalise_icd10
 
@@ -94,13 +94,17 @@ def code_groups_of(codes: Iterable[str], on: date) -> list[str]:
     ICPC rubrics match their NHG subcodes too (``R83.03`` is in every group ``R83`` is);
     ICD-10 codes are compared with the dot after the third character.
     """
+    groups = {g.code_group for g in _candidates(tuple(codes)) if g.entry.valid_on(on)}
+    return sorted(groups)
+
+
+@lru_cache(maxsize=65_536)
+def _candidates(codes: tuple[str, ...]) -> tuple[GroupedCode, ...]:
+    """Every grouped code list entry that codes match, whatever its validity."""
     wanted = {_key(c) for c in codes if c.strip()}
     wanted |= {c.split(".")[0] for c in wanted if "." in c}
     by_code = _groups_by_code()
-    groups = {
-        g.code_group for code in wanted for g in by_code.get(code, ()) if g.entry.valid_on(on)
-    }
-    return sorted(groups)
+    return tuple(g for code in sorted(wanted) for g in by_code.get(code, ()))
 
 
 @cache

@@ -225,8 +225,8 @@ FIELDS: tuple[Field, ...] = (
         "batch_size",
         "LINKWATCH_BATCH_SIZE",
         _positive_int,
-        1000,
-        "events the worker takes per batch",
+        5000,
+        "events the worker takes per batch (at most; at low load, what batch_wait gathers)",
     ),
     Field(
         "batch_wait",

@@ -3,7 +3,10 @@
 ``Pipeline.process`` takes a batch of provider messages and returns everything the
 worker must make durable before it commits the batch's offsets: the warehouse rows
 (already inserted, idempotently), the dead letters, the linker's log entries, and
-the linked / merge / review messages for downstream consumers. It holds the
+the linked / merge / review messages for downstream consumers. It is
+``prepare`` (ingest, link, enrich: everything but the warehouse) followed by
+``load``; the worker runs the two on different threads, so that one batch is
+loaded while the next is linked. It holds the
 process's state (the linker, the area table and who was merged into whom), which
 ``restore`` rebuilds from the linker's log after a restart.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +51,16 @@ class BatchOutput:
     manifest: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
 
+@dataclass
+class LoadJob:
+    """The warehouse rows of one prepared batch."""
+
+    rows: list[dict[str, Any]]
+    person_rows: list[dict[str, Any]]
+    merge_rows: list[dict[str, Any]]
+    exact_replay: bool = False
+
+
 class Pipeline:
     """The worker's state and its batch step."""
 
@@ -69,6 +83,7 @@ class Pipeline:
         self._absorbed: dict[str, set[str]] = {}
         # (topic, partition) -> highest offset the warehouse held when first met here.
         self._stored_high: dict[tuple[str, int], int] = {}
+        self._stored_lock = threading.Lock()
         #: Rows not inserted because the warehouse already held them (replays).
         self.skipped_stored = 0
         #: Seconds a batch waits for an unreachable warehouse before the error goes up.
@@ -137,6 +152,22 @@ class Pipeline:
         again whole, with the same deduplication token: the warehouse drops what it has
         and writes what a crash left out, in the event table and in every view fed by it.
         """
+        out, job = self.prepare(messages, log_written, exact_replay=exact_replay)
+        self.load(job)
+        return out
+
+    def prepare(
+        self,
+        messages: Sequence[RawMessage],
+        log_written: Callable[[BatchOutput], None] | None = None,
+        *,
+        exact_replay: bool = False,
+    ) -> tuple[BatchOutput, LoadJob]:
+        """Ingest, link and enrich one batch: its outputs and the rows :meth:`load` writes.
+
+        The caller makes the log entries durable before it loads the rows (here, with
+        ``log_written``, or itself before calling :meth:`load`).
+        """
         out = BatchOutput()
         ingested = ingest_batch(messages, self.registry, now=self.now)
         out.dead_letters = ingested.dead_letters
@@ -170,8 +201,11 @@ class Pipeline:
             )
             for pair in decision.review:
                 out.reviews.append((pair.record_id.encode(), _json(_review_doc(pair))))
-        self._load(out.rows, person_rows, merge_rows, exact_replay=exact_replay)
-        return out
+        return out, LoadJob(out.rows, person_rows, merge_rows, exact_replay)
+
+    def load(self, job: LoadJob) -> None:
+        """Write a prepared batch's rows (idempotently; see :meth:`_load`)."""
+        self._load(job.rows, job.person_rows, job.merge_rows, exact_replay=job.exact_replay)
 
     def _load(
         self,
@@ -209,7 +243,8 @@ class Pipeline:
 
     def forget_partitions(self) -> None:
         """Look again at what the warehouse holds (after partitions were reassigned)."""
-        self._stored_high.clear()
+        with self._stored_lock:
+            self._stored_high.clear()
 
     def _not_yet_stored(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rows minus those the warehouse already holds.
@@ -219,6 +254,10 @@ class Pipeline:
         warehouse already: a crash after the insert and before the commit, replayed and
         cut differently. Those are looked up, and only those; offsets beyond are new.
         """
+        with self._stored_lock:
+            return self._filter_stored(rows)
+
+    def _filter_stored(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         suspects: dict[tuple[str, int], list[int]] = {}
         highest: dict[tuple[str, int], int] = {}
         for r in rows:

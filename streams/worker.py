@@ -22,6 +22,7 @@ See docs/faust-behaviour.md.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -54,7 +55,7 @@ from linkwatch.streams.ingest import RawMessage
 from linkwatch.streams.kafka_clients import make_consumer, make_producer, read_range, read_topic
 from linkwatch.streams.lease import Lease
 from linkwatch.streams.linker import StreamLinker, record_from_log
-from linkwatch.streams.pipeline import BatchOutput, Pipeline
+from linkwatch.streams.pipeline import BatchOutput, LoadJob, Pipeline
 from linkwatch.streams.sink import WarehouseSink
 from linkwatch.streams.snapshots import read_snapshot, snapshot_path, write_snapshot
 from linkwatch.streams.warehouse import Warehouse, open_warehouse
@@ -101,7 +102,7 @@ class Metrics:
         self.batch_size = Histogram(
             "linkwatch_batch_events",
             "Messages per batch",
-            buckets=(1, 10, 100, 250, 500, 1000, 2500, 5000),
+            buckets=(1, 10, 100, 250, 500, 1000, 2500, 5000, 10000),
             registry=r,
         )
         self.batch_seconds = Histogram(
@@ -119,6 +120,17 @@ class Metrics:
             buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300),
             registry=r,
         )
+
+
+@dataclass
+class PreparedBatch:
+    """A batch linked and made durable in Kafka, waiting for its warehouse load."""
+
+    messages: list[RawMessage]
+    produced_at: list[float]
+    output: BatchOutput
+    job: LoadJob
+    started: float
 
 
 class WorkerState:
@@ -154,6 +166,8 @@ class WorkerState:
             metrics=AlertingMetrics(self.metrics.registry),
         )
         self.alerting_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerting")
+        # Loads a prepared batch into the warehouse while the pipeline thread links the next.
+        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loader")
         # Age of the oldest event of the last batch, and provider messages not yet processed.
         self.batch_lag_seconds = 0.0
         self.backlog = 0
@@ -238,20 +252,38 @@ class WorkerState:
     def handle(
         self, messages: list[RawMessage], produced_at: list[float], exact_replay: bool = False
     ) -> BatchOutput:
+        """Prepare, make durable and load one batch (without committing its offsets)."""
+        return self.complete(self.begin(messages, produced_at, exact_replay))
+
+    def begin(
+        self, messages: list[RawMessage], produced_at: list[float], exact_replay: bool = False
+    ) -> PreparedBatch:
+        """Ingest, link and enrich a batch, then send its log entries, manifest, dead letters
+        and outputs and wait for Kafka to acknowledge them all (one flush): after that,
+        the warehouse may be loaded (:meth:`complete`)."""
         started = time.monotonic()
-        out = self.pipeline.process(
-            messages, log_written=self._write_log, exact_replay=exact_replay
-        )
-        self._publish(out)
+        out, job = self.pipeline.prepare(messages, exact_replay=exact_replay)
+        self._send(self._log_messages(out) + self._output_messages(out))
+        self.log_position += len(out.log_entries)
+        if self.log_position - self.snapshot_position >= self.settings.snapshot_every:
+            self.save_snapshot()
+        return PreparedBatch(messages, produced_at, out, job, started)
+
+    def complete(self, batch: PreparedBatch) -> BatchOutput:
+        """Load a prepared batch into the warehouse and count it (on the loading thread)."""
+        self.pipeline.load(batch.job)
+        out, messages, produced_at = batch.output, batch.messages, batch.produced_at
         done = time.time()
         m = self.metrics
         m.batch_size.observe(len(messages))
-        m.batch_seconds.observe(time.monotonic() - started)
-        for row in out.rows:
-            m.events.labels(row["source"]).inc()
-            m.outcomes.labels(row["link_outcome"]).inc()
-        for letter in out.dead_letters:
-            m.dead.labels(letter.reason_code).inc()
+        m.batch_seconds.observe(time.monotonic() - batch.started)
+        for (source, outcome), n in collections.Counter(
+            (row["source"], row["link_outcome"]) for row in out.rows
+        ).items():
+            m.events.labels(source).inc(n)
+            m.outcomes.labels(outcome).inc(n)
+        for reason, n in collections.Counter(d.reason_code for d in out.dead_letters).items():
+            m.dead.labels(reason).inc(n)
         m.merges.inc(len(out.merges))
         m.replayed.inc(out.replayed)
         for t in produced_at:
@@ -263,17 +295,18 @@ class WorkerState:
         self.dead_lettered += len(out.dead_letters)
         for key, end in batch_ends(messages).items():
             self.positions[key] = max(self.positions.get(key, 0), end)
-        if self.log_position - self.snapshot_position >= self.settings.snapshot_every:
-            self.save_snapshot()
         return out
 
     def consume(self, stopping: threading.Event) -> None:
         """The provider loop (on the pipeline thread) until ``stopping`` is set.
 
         A plain consumer in the worker's group takes up to ``batch_size`` messages (or
-        what arrived within ``batch_wait``), the batch is made durable (linker log,
-        warehouse, outputs) and only then are its offsets committed, synchronously. After
-        partitions are assigned, the pipeline looks again at what the warehouse holds.
+        what arrived within ``batch_wait``), the batch is made durable (linker log and
+        outputs, then the warehouse) and only then are its offsets committed,
+        synchronously. A batch is loaded into the warehouse on the loading thread while
+        the next one is linked: at most one load is under way, and offsets are committed
+        in batch order. After partitions are assigned, the pipeline looks again at what
+        the warehouse holds.
         """
         consumer = make_consumer(
             self.settings.bootstrap_servers,
@@ -289,6 +322,19 @@ class WorkerState:
         self._replay_cut_batches(consumer)
         consumer.subscribe([t.name for t in topics.PROVIDER_TOPICS], on_assign=assigned)
         lag_measured = 0.0
+        loading: tuple[Future[BatchOutput], list[RawMessage]] | None = None
+
+        def finish_loading() -> None:
+            nonlocal loading
+            if loading is not None:
+                future, loaded = loading
+                loading = None
+                future.result()  # the load's error, if any, stops the worker uncommitted
+                consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in batch_ends(loaded).items()],
+                    asynchronous=False,
+                )
+
         try:
             while not stopping.is_set():
                 self._apply_pending_areas()
@@ -312,18 +358,18 @@ class WorkerState:
                     )
                     kind, stamp = msg.timestamp()
                     produced.append(stamp / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else 0.0)
-                if messages:
-                    self.handle(messages, produced)
-                    consumer.commit(
-                        offsets=[
-                            TopicPartition(t, p, o) for (t, p), o in batch_ends(messages).items()
-                        ],
-                        asynchronous=False,
-                    )
+                prepared = self.begin(messages, produced) if messages else None
+                finish_loading()
+                if prepared is not None:
+                    loading = (self.loader.submit(self.complete, prepared), messages)
                 if time.monotonic() - lag_measured > 5.0:
                     self._measure_lag(consumer)
                     lag_measured = time.monotonic()
+            finish_loading()
         finally:
+            if loading is not None:
+                loading[0].cancel()
+                wait([loading[0]])
             consumer.close()
 
     def _replay_cut_batches(self, consumer: Any) -> None:
@@ -412,18 +458,18 @@ class WorkerState:
             backlog += max(0, high - done)
         self.backlog = backlog
 
-    def _write_log(self, out: BatchOutput) -> None:
-        """The batch's linker-log entries, acknowledged by Kafka before the warehouse load."""
+    @staticmethod
+    def _log_messages(out: BatchOutput) -> list[tuple[str, bytes | None, bytes, Any]]:
+        """The batch's linker-log entries and its manifest (durable before the load)."""
         manifest = json.dumps({"ranges": out.manifest}, separators=(",", ":")).encode()
-        self._send(
-            [(topics.LINKER_LOG.name, key, entry, None) for key, entry in out.log_entries]
-            + [(topics.SINK_BATCHES.name, None, manifest, None)]
-        )
-        self.log_position += len(out.log_entries)
+        return [(topics.LINKER_LOG.name, key, entry, None) for key, entry in out.log_entries] + [
+            (topics.SINK_BATCHES.name, None, manifest, None)
+        ]
 
-    def _publish(self, out: BatchOutput) -> None:
-        """Send a batch's outputs and wait until Kafka has them all."""
-        self._send(
+    @staticmethod
+    def _output_messages(out: BatchOutput) -> list[tuple[str, bytes | None, bytes, Any]]:
+        """A batch's dead letters and its linked / merge / review messages."""
+        return (
             [(topics.DLQ.name, d.key, d.to_json(), d.headers()) for d in out.dead_letters]
             + [(topics.LINKED.name, k, v, None) for k, v in out.linked]
             + [(topics.MERGES.name, k, v, None) for k, v in out.merges]
