@@ -201,6 +201,28 @@ SELECT
 FROM ${db}.linked_events
 GROUP BY day, code_group, source, region, age_band, sex, ses_quintile
 ;
+-- The latest event time and commit time, for the freshness panel: one row of states per
+-- inserted block, combined by max (so a replayed block changes nothing); the panel reads
+-- them instead of scanning every event.
+CREATE TABLE IF NOT EXISTS ${db}.freshness
+(
+    latest_event_time   AggregateFunction(max, DateTime64(3, 'UTC')),
+    latest_ingested_at  AggregateFunction(max, DateTime64(3, 'UTC'))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY tuple()
+SETTINGS non_replicated_deduplication_window = 10000
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.freshness_mv TO ${db}.freshness AS
+SELECT maxState(event_time) AS latest_event_time, maxState(ingested_at) AS latest_ingested_at
+FROM ${db}.linked_events
+;
+-- Events that reached linked_events before freshness_mv existed (a model created by an
+-- older linkwatch). Taking the maximum again changes nothing, so this runs every time.
+INSERT INTO ${db}.freshness (latest_event_time, latest_ingested_at)
+SELECT maxState(event_time), maxState(ingested_at)
+FROM ${db}.linked_events
+;
 -- Long COVID case definition state, one row per person id as the linker wrote it (merges
 -- are followed when the panel reads it): the first COVID-coded date (the index episode),
 -- the first post-COVID date (2149-06-06 with has_covid / has_post = 0 when there is

@@ -59,6 +59,7 @@ def test_model_is_created_idempotently(
         "daily_counts_mv", "population_strata", "schema_version", "long_covid_persons",
         "long_covid_persons_mv", "long_covid_onsets", "long_covid_onsets_mv",
         "long_covid_delta", "long_covid_delta_mv", "long_covid_strata", "long_covid_strata_mv",
+        "freshness", "freshness_mv",
     } <= tables  # fmt: skip
     rows = embedded_warehouse.query(
         f"SELECT count() FROM {warehouse_db}.code_groups WHERE code_group = 'post_covid'"
@@ -172,6 +173,81 @@ def test_distinct_persons_follow_merges(
     assert persons() == 2
 
 
+# The freshness and linkage-quality panels as computed from the raw events, joining
+# every event to person_merges: the reference the panels' faster queries must equal.
+RAW_FRESHNESS = """
+SELECT count() AS events_total, max(event_time) AS latest_event_time,
+       max(ingested_at) AS latest_ingested_at,
+       dateDiff('second', max(event_time), max(ingested_at)) AS lag_seconds
+FROM {db}.linked_events
+"""
+RAW_LINKAGE_QUALITY = """
+SELECT
+    count() AS events,
+    round(countIf(e.link_outcome = 'linked') / nullIf(count(), 0), 4) AS link_rate,
+    countIf(e.link_outcome = 'review') AS review_queue,
+    (SELECT count() FROM {db}.person_merges FINAL) AS merges,
+    uniq(if(m.canonical_person_id = '', e.person_id, m.canonical_person_id)) AS persons,
+    round(avg(e.link_weight), 2) AS mean_link_weight
+FROM {db}.linked_events AS e
+LEFT JOIN (SELECT person_id, canonical_person_id FROM {db}.person_merges FINAL) AS m
+    ON m.person_id = e.person_id
+WHERE e.event_date BETWEEN {{date_from:Date}} AND {{date_to:Date}}
+SETTINGS join_use_nulls = 0
+"""
+
+
+def test_freshness_and_linkage_quality_equal_the_raw_queries(
+    embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
+) -> None:
+    from linkwatch.dashboards.panels import Filters, panel, panel_sql
+
+    wh, db = embedded_warehouse, warehouse_db
+    create_model(wh, db)
+    period = Filters(date_from=dt.date(2022, 2, 1), date_to=dt.date(2022, 5, 31)).params()
+
+    def panel_rows(name: str) -> list[tuple[Any, ...]]:
+        return wh.query(panel_sql(panel(name), db), period).rows
+
+    def matches() -> None:
+        fresh = panel_rows("freshness")
+        assert [r[:4] for r in fresh] == wh.query(RAW_FRESHNESS.format(db=db)).rows
+        assert fresh[0][4] >= 0  # seconds since the last commit
+        raw = wh.query(RAW_LINKAGE_QUALITY.format(db=db), period).rows
+        assert repr(panel_rows("linkage_quality")) == repr(raw)  # NaN mean when empty
+
+    matches()  # an empty warehouse
+    events = sample_events(seed=5, weeks=20)
+    third = len(events["event_id"]) // 3
+    table = f"{db}.linked_events"
+    first = {k: v[:third] for k, v in events.items()}
+    wh.insert(table, first, dedup_token="fresh/0")
+    wh.insert(table, {k: v[third : 2 * third] for k, v in events.items()}, dedup_token="fresh/1")
+    wh.insert(table, first, dedup_token="fresh/0")  # a replay
+    matches()
+    # A model created before the freshness view existed: events it never saw are found
+    # when the model is brought up to date.
+    wh.command(f"DROP TABLE {db}.freshness_mv")
+    wh.command(f"DROP TABLE {db}.freshness")
+    wh.insert(table, {k: v[2 * third :] for k, v in events.items()}, dedup_token="fresh/2")
+    create_model(wh, db)
+    matches()
+    # Merges: into an id with events, into one without, and a merge rewritten later.
+    persons = sorted(set(events["person_id"]))
+    merged = dt.datetime(2022, 4, 1, tzinfo=dt.UTC)
+    wh.insert(
+        f"{db}.person_merges",
+        {
+            "person_id": [persons[1], persons[2], persons[3], persons[1]],
+            "canonical_person_id": [persons[0], persons[0], "nobody-yet", persons[4]],
+            "merged_at": [merged] * 4,
+            "version": [1, 1, 1, 2],
+        },
+    )
+    matches()
+    assert panel_rows("linkage_quality")[0][3] == 3
+
+
 def test_bad_database_names_are_refused() -> None:
     with pytest.raises(ModelError, match="database"):
         schema_statements("x; DROP TABLE y")
@@ -188,7 +264,7 @@ def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() ->
     (delta,) = [s for s in local if "lw.long_covid_delta_local " in s]
     assert "ENGINE = Null" in delta
     local.remove(delta)
-    assert len(local) == len(fronts) == 14
+    assert len(local) == len(fronts) == 15
     for statement in local:
         assert re.search(
             r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/\{shard\}/lw/", statement
@@ -201,7 +277,7 @@ def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() ->
     )
     assert "Distributed(prod, lw, linked_events_local, cityHash64(event_id))" in ddl.script()
     # Views aggregate each shard's own events into its local tables.
-    assert len(views) == 6
+    assert len(views) == 7
     for view in views:
         assert re.search(r" TO lw\.\w+_local AS", view)
         assert "FROM lw.linked_events_local" in view or "FROM lw.long_covid_delta_local" in view
@@ -233,7 +309,9 @@ def test_the_model_on_debians_clickhouse_server_leaves_out_only_what_it_cannot_h
             f"SELECT name FROM system.tables WHERE database = '{db}'"
         ).rows
     }
-    assert {"linked_events", "persons", "person_merges", "weekly_counts", "daily_counts"} <= tables
+    assert {
+        "linked_events", "persons", "person_merges", "weekly_counts", "daily_counts", "freshness"
+    } <= tables  # fmt: skip
     assert not {name.split(".", 1)[1] for name in skipped} & tables
     # The pre-aggregates follow inserts there too.
     server_warehouse.insert(
@@ -264,3 +342,7 @@ def test_the_model_on_debians_clickhouse_server_leaves_out_only_what_it_cannot_h
         ).rows
     )
     assert weekly == {"all": 2, "symptom_fatigue": 1}
+    latest = server_warehouse.query(
+        f"SELECT toString(maxMerge(latest_event_time)) FROM {db}.freshness"
+    ).scalar()
+    assert latest == "2024-03-04 10:00:00"
