@@ -116,6 +116,20 @@ def _design(weeks: FloatArray, control: GlrNbControl) -> FloatArray:
     return np.column_stack(columns)
 
 
+class _Training:
+    """The training counts ``y`` and the sums over them that every fit step reuses."""
+
+    def __init__(self, y: FloatArray) -> None:
+        self.y = y
+        self.y_log_y = float(np.dot(y, np.log(np.maximum(1.0, y))))
+        self.total = float(y.sum())
+        self.is_zero = y == 0
+        # theta.ml's sums over the levels j < y (see _theta_ml).
+        self.levels = _exceedances(y)
+        self.steps = np.arange(self.levels.shape[0], dtype=np.float64)
+        self.log_factorial = special.gammaln(y + 1.0)
+
+
 class _Deviance:
     """The deviance of a Poisson (theta None) or negative-binomial fit to counts ``y``.
 
@@ -123,14 +137,14 @@ class _Deviance:
     evaluation costs one logarithm and two dot products.
     """
 
-    def __init__(self, y: FloatArray, theta: float | None) -> None:
+    def __init__(self, data: _Training, theta: float | None) -> None:
+        y = data.y
         self.y, self.theta = y, theta
-        y_log_y = float(np.dot(y, np.log(np.maximum(1.0, y))))
         if theta is None:
-            self.constant = y_log_y - float(y.sum())
+            self.constant = data.y_log_y - data.total
         else:
-            self.constant = y_log_y - float(np.dot(y + theta, np.log(y + theta)))
             self.y_theta = y + theta
+            self.constant = data.y_log_y - float(np.dot(self.y_theta, np.log(self.y_theta)))
 
     def __call__(self, eta: FloatArray, mu: FloatArray) -> float:
         if self.theta is None:
@@ -151,26 +165,28 @@ def _solve_normal(gram: FloatArray, rhs: FloatArray) -> FloatArray:
 
 
 def _irls(
-    x: FloatArray, y: FloatArray, theta: float | None, eta_start: FloatArray | None
+    x: FloatArray, data: _Training, theta: float | None, eta_start: FloatArray | None
 ) -> tuple[FloatArray, FloatArray]:
     """R's ``glm.fit`` with log link: Poisson (theta None) or negative binomial."""
+    y = data.y
     if eta_start is None:
         # The families' `initialize`: poisson starts at y + 0.1, negative.binomial
         # at y + (y == 0) / 6.
-        mu = y + 0.1 if theta is None else y + (y == 0) / 6.0
+        mu = y + 0.1 if theta is None else y + data.is_zero / 6.0
         eta = np.log(mu)
     else:
         eta = eta_start
         mu = np.exp(eta)
-    deviance = _Deviance(y, theta)
+    deviance = _Deviance(data, theta)
     dev_old = deviance(eta, mu)
     beta = np.zeros(x.shape[1])
+    xt = x.T
     for _ in range(GLM_MAXIT):
         # Working weights mu^2 / V(mu) of the log link; the weighted least-squares
         # step solves its normal equations (the designs have at most a few columns).
         weight = mu if theta is None else mu / (1.0 + mu / theta)
         z = eta + y / mu - 1.0
-        xw = x.T * weight
+        xw = xt * weight
         beta = _solve_normal(np.dot(xw, x), np.dot(xw, z))
         eta = np.dot(x, beta)
         mu = np.exp(eta)
@@ -187,71 +203,107 @@ def _exceedances(y: FloatArray) -> FloatArray:
     return np.asarray(y.shape[0] - np.cumsum(tally)[:-1], dtype=np.float64)
 
 
-def _theta_ml(y: FloatArray, mu: FloatArray, limit: int = GLM_MAXIT) -> float:
+_THETA_EPS = float(np.finfo(float).eps ** 0.25)
+
+
+def _theta_ml(data: _Training, mu: FloatArray, limit: int = GLM_MAXIT) -> float:
     """MASS's ``theta.ml``: Newton-Raphson for the negative-binomial shape.
 
     For integer counts ``digamma(t + y) - digamma(t)`` is ``sum_{j<y} 1 / (t + j)``
     and ``trigamma(t) - trigamma(t + y)`` is ``sum_{j<y} 1 / (t + j)^2``; both sums
     run over the distinct levels j once, weighted by how many counts exceed j.
     """
+    y, levels = data.y, data.levels
     n = float(y.shape[0])
-    eps = np.finfo(float).eps ** 0.25
     t0 = n / float(np.sum((y / mu - 1.0) ** 2))
-    levels = _exceedances(y)
-    steps = np.arange(levels.shape[0], dtype=np.float64)
+    # t + mu_i and t + j side by side; the three sums over the weeks in one call.
+    shifts = np.concatenate([mu, data.steps])
+    weeks = y.shape[0]
+    terms = np.empty((3, weeks))
     delta = 1.0
     it = 1
-    while it < limit and abs(delta) > eps:
+    while it < limit and abs(delta) > _THETA_EPS:
         t0 = abs(t0)
-        inverse = 1.0 / (t0 + steps)
-        total = t0 + mu
-        share = (y + t0) / total
-        score = (
-            float(np.dot(levels, inverse))
-            + n * (math.log(t0) + 1.0)
-            - float(np.log(total).sum())
-            - float(share.sum())
-        )
-        info = (
-            float(np.dot(levels, inverse * inverse)) - n / t0 + float(((2.0 - share) / total).sum())
-        )
+        shifted = t0 + shifts
+        total = shifted[:weeks]
+        inverse = 1.0 / shifted[weeks:]
+        share = np.divide(y + t0, total, out=terms[1])
+        np.log(total, out=terms[0])
+        np.divide(np.subtract(2.0, share, out=terms[2]), total, out=terms[2])
+        log_sum, share_sum, info_sum = terms.sum(axis=1).tolist()
+        score = float(np.dot(levels, inverse)) + n * (math.log(t0) + 1.0) - log_sum - share_sum
+        info = float(np.dot(levels, inverse * inverse)) - n / t0 + info_sum
         delta = score / info
         t0 += delta
         it += 1
     return max(t0, 0.0)
 
 
-def _nb_loglik(theta: float, mu: FloatArray, y: FloatArray) -> float:
+def _nb_loglik(theta: float, mu: FloatArray, data: _Training) -> float:
+    y = data.y
     return float(
         np.sum(
             special.gammaln(theta + y)
             - special.gammaln(theta)
-            - special.gammaln(y + 1.0)
+            - data.log_factorial
             + theta * np.log(theta)
-            + y * np.log(mu + (y == 0))
+            + y * np.log(mu + data.is_zero)
             - (theta + y) * np.log(theta + mu)
         )
     )
 
 
+class _Likelihood:
+    """The negative-binomial log-likelihood of one (theta, mu), computed on first use."""
+
+    def __init__(self, theta: float, mu: FloatArray, data: _Training) -> None:
+        self.theta, self.mu, self.data = theta, mu, data
+        self._value: float | None = None
+
+    @property
+    def value(self) -> float:
+        if self._value is None:
+            self._value = _nb_loglik(self.theta, self.mu, self.data)
+        return self._value
+
+    @property
+    def finite(self) -> bool:
+        """Whether the log-likelihood is surely finite (so it cannot stop the fit by NaN)."""
+        mu = self.mu
+        return 0.0 < self.theta < 1e100 and float(mu.min()) > 0.0 and float(mu.max()) < 1e100
+
+
 def _glm_nb(x: FloatArray, y: FloatArray) -> tuple[FloatArray, float]:
-    """MASS's ``glm.nb``: alternate IRLS for the mean and ``theta.ml`` for the shape."""
-    _, mu = _irls(x, y, None, None)
-    theta = _theta_ml(y, mu)
+    """MASS's ``glm.nb``: alternate IRLS for the mean and ``theta.ml`` for the shape.
+
+    The alternation stops once ``|L_old - L| / d1 + |delta theta|`` is at most
+    1e-8; the log-likelihoods ``L`` are only evaluated when ``|delta theta|``
+    alone does not already exceed it.
+    """
+    data = _Training(y)
+    _, mu = _irls(x, data, None, None)
+    theta = _theta_ml(data, mu)
     d1 = np.sqrt(2.0 * max(1, y.shape[0] - x.shape[1]))
     delta = 1.0
-    loglik = _nb_loglik(theta, mu, y)
-    loglik_old = loglik + 2.0 * d1
+    current = _Likelihood(theta, mu, data)
+    previous_fit: _Likelihood | None = None  # None: L_old is L + 2 d1
     beta = np.zeros(x.shape[1])
     it = 0
-    while (it := it + 1) <= GLM_MAXIT and abs(loglik_old - loglik) / d1 + abs(delta) > GLM_EPSILON:
-        beta, mu_new = _irls(x, y, theta, np.log(mu))
+    fitted = mu  # theta is already theta.ml's answer for this mean
+    while (it := it + 1) <= GLM_MAXIT:
+        if not (abs(delta) > GLM_EPSILON and current.finite):
+            loglik = current.value
+            loglik_old = loglik + 2.0 * d1 if previous_fit is None else previous_fit.value
+            if not abs(loglik_old - loglik) / d1 + abs(delta) > GLM_EPSILON:
+                break
+        beta, mu_new = _irls(x, data, theta, np.log(mu))
         previous = theta
         # MASS updates theta with the mean of the previous alternation.
-        theta = _theta_ml(y, mu)
+        if mu is not fitted:
+            theta = _theta_ml(data, mu)
         mu = mu_new
         delta = previous - theta
-        loglik_old, loglik = loglik, _nb_loglik(theta, mu, y)
+        previous_fit, current = current, _Likelihood(theta, mu, data)
     return beta, theta
 
 
@@ -275,7 +327,7 @@ def in_control_mean(
             )
         alpha = 1.0 / theta
     else:
-        beta, _ = _irls(x, y, 1.0 / control.alpha, None)
+        beta, _ = _irls(x, _Training(y), 1.0 / control.alpha, None)
         alpha = control.alpha
     test = np.arange(first_week, n_weeks + 1, dtype=np.float64)
     return np.exp(_design(test, control) @ beta), alpha
@@ -336,25 +388,6 @@ def _log_glr(
     )
 
 
-def _logistic_derivatives(order: int) -> list[dict[tuple[int, int], float]]:
-    """Derivatives of ``s(kappa) = 1 / (1 + c exp(kappa))`` as polynomials in s and t = 1 - s.
-
-    ``ds/dkappa = -s t`` and ``dt/dkappa = s t``, so each derivative of a monomial
-    ``s^a t^b`` is ``-a s^a t^(b+1) + b s^(a+1) t^b``. Keeping s and t apart (t is
-    computed as ``u / (1 + u)``) avoids the cancellation of ``1 - s`` for small u.
-    """
-    polys: list[dict[tuple[int, int], float]] = [{(1, 0): 1.0}]
-    for _ in range(order):
-        nxt: dict[tuple[int, int], float] = {}
-        for (i, j), c in polys[-1].items():
-            if i:
-                nxt[(i, j + 1)] = nxt.get((i, j + 1), 0.0) - i * c
-            if j:
-                nxt[(i + 1, j)] = nxt.get((i + 1, j), 0.0) + j * c
-        polys.append(nxt)
-    return polys
-
-
 class _WindowCalculus:
     """Score, information and ``l_{n,k}`` of any window at any kappa in O(1).
 
@@ -375,77 +408,96 @@ class _WindowCalculus:
 
     def __init__(self, x: FloatArray, mu0: FloatArray, alpha: float) -> None:
         self.x, self.mu0, self.alpha = x, mu0, alpha
-        # The score's derivative of order m is c times a form of degree m + 1 in
-        # s and t; coefficient i goes with s^i t^(m + 1 - i).
-        self.forms = [
-            np.array([poly.get((i, m + 1 - i), 0.0) for i in range(m + 2)])
-            for m, poly in enumerate(_logistic_derivatives(self.TERMS)[1:], start=1)
-        ]
         self.channels = self.TERMS + 2
+        self.stride = x.shape[0] + 1
         # Grid rows are filled on first use (the searches visit few of them) and
         # stored in order of filling; slot[i] is where grid point LOW + i is stored.
         self.slot = np.full(self.HIGH - self.LOW + 1, -1, dtype=np.int64)
-        self.cumulative = np.empty((16, x.shape[0] + 1, self.channels))
+        # Row r of `table` holds the channels at week r % stride of grid slot r // stride;
+        # `head` holds the first three channels (l, score, its derivative) one channel
+        # a row, for the evaluation of many windows at once.
+        self.table = np.empty((16 * self.stride, self.channels))
+        self.head = np.empty((3, 16 * self.stride))
         self.used = 0
-        self.factorial = np.cumprod(np.concatenate([[1.0], np.arange(1.0, self.TERMS + 1)]))
+        self.inverse_factorial = 1.0 / np.cumprod(
+            np.concatenate([[1.0], np.arange(1.0, self.TERMS + 1)])
+        )
         self.orders = np.arange(1.0, self.TERMS + 1)
+        self.log_base = np.log1p(alpha * mu0)
+        # Weekly terms of the score at kappa = 0, summed cumulatively.
+        self.score_at_zero = np.concatenate([[0.0], np.cumsum((x - mu0) / (1.0 + alpha * mu0))])
+        self.cum_x = np.concatenate([[0.0], np.cumsum(x)])
+        self.cum_mu = np.concatenate([[0.0], np.cumsum(mu0)])
 
     def _fill(self, points: IntArray) -> None:
+        stride = self.stride
         need = self.used + points.shape[0]
-        if need > self.cumulative.shape[0]:
-            grown = np.empty((max(need, 2 * self.cumulative.shape[0]), *self.cumulative.shape[1:]))
-            grown[: self.used] = self.cumulative[: self.used]
-            self.cumulative = grown
+        if need * stride > self.table.shape[0]:
+            size = max(need, 2 * self.used) * stride
+            table, head = np.empty((size, self.channels)), np.empty((3, size))
+            table[: self.used * stride] = self.table[: self.used * stride]
+            head[:, : self.used * stride] = self.head[:, : self.used * stride]
+            self.table, self.head = table, head
         x, mu0, alpha = self.x, self.mu0, self.alpha
         grid = (points + self.LOW) * self.STEP
         growth = np.exp(grid)[:, None]
         u = alpha * mu0[None, :] * growth
         s_val, t_val = 1.0 / (1.0 + u), u / (1.0 + u)
         c = x + 1.0 / alpha
-        terms = np.zeros((points.shape[0], x.shape[0] + 1, self.channels))
-        terms[:, 1:, 0] = grid[:, None] * x + c * (np.log1p(alpha * mu0) - np.log1p(u))
-        terms[:, 1:, 1] = (x - growth * mu0) * s_val
-        # monomials[i] = s^i t^(degree - i), built up one degree at a time.
-        monomials = np.stack([t_val * t_val, s_val * t_val, s_val * s_val]).reshape(3, -1)
-        s_flat, t_flat = s_val.reshape(-1), t_val.reshape(-1)
-        for order, form in enumerate(self.forms, start=2):
-            if order > 2:
-                grown = np.empty((order + 1, s_flat.shape[0]))
-                np.multiply(monomials, t_flat, out=grown[:order])
-                np.multiply(monomials[order - 1], s_flat, out=grown[order])
-                monomials = grown
-            terms[:, 1:, order] = c * (form @ monomials).reshape(u.shape)
-        # Channel 0 is l, channels 1.. hold f^(j) / j! for j = 0..TERMS, the Taylor
-        # coefficients of the score.
-        terms[:, :, 1:] /= self.factorial
-        self.cumulative[self.used : need] = np.cumsum(terms, axis=1)
+        terms = np.empty((self.channels, points.shape[0], stride))
+        terms[:, :, 0] = 0.0
+        terms[0, :, 1:] = grid[:, None] * x + c * (self.log_base - np.log1p(u))
+        terms[1, :, 1:] = (x - growth * mu0) * s_val
+        # Channels 2.. hold c times the Taylor coefficients a_j (j = 1..TERMS) of
+        # s(kappa + delta) = 1 / (1 + u e^delta), so that channels 1.. are the Taylor
+        # coefficients of the score. From (1 + u e^delta) s = 1: a_0 = s and
+        # a_j = -t sum_{i=1..j} a_{j-i} / i!.
+        shape = s_val.shape
+        coefficients = np.empty((self.TERMS + 1, s_val.size))
+        coefficients[0] = s_val.reshape(-1)
+        minus_t = -t_val.reshape(-1)
+        for j in range(1, self.TERMS + 1):
+            np.dot(self.inverse_factorial[j:0:-1], coefficients[:j], out=coefficients[j])
+            coefficients[j] *= minus_t
+        terms[2:, :, 1:] = c * coefficients[1:].reshape(self.TERMS, *shape)
+        np.cumsum(terms, axis=2, out=terms)
+        flat = terms.reshape(self.channels, -1)
+        self.table[self.used * stride : need * stride] = flat.T
+        self.head[:, self.used * stride : need * stride] = flat[:3]
         self.slot[points] = np.arange(self.used, need)
         self.used = need
 
-    def _sums(
-        self, kappa: FloatArray, ks: IntArray, ns: IntArray, channels: int | None = None
-    ) -> tuple[FloatArray, FloatArray, BoolArray]:
-        position = np.rint(kappa / self.STEP)
+    def _base(self, position: FloatArray) -> tuple[IntArray, BoolArray, bool]:
+        """Where the sums of grid positions ``position`` (kappa / STEP) start in storage.
+
+        Also which positions lie on the grid (False for NaN) and whether all do; rows
+        not yet filled are filled.
+        """
         point = position - self.LOW
-        inside = (point >= 0) & (point <= self.HIGH - self.LOW)  # False for NaN
+        half = 0.5 * (self.HIGH - self.LOW)
+        inside = np.abs(point - half) <= half  # 0 <= point <= HIGH - LOW
         every = bool(inside.all())
         if not every:
             point = np.where(inside, point, 0.0)
         where = point.astype(np.intp)
-        index = self.slot[where]
-        if (index < 0).any():
+        index = self.slot.take(where)
+        if index.size and index.min() < 0:
             missing = where[(index < 0) & inside]
             if missing.size:
                 missing.sort()
                 self._fill(missing[np.concatenate([[True], missing[1:] != missing[:-1]])])
-                index = self.slot[where]
+                index = self.slot.take(where)
         if not every:
             index = np.where(inside, index, 0)
-        base = index * (self.x.shape[0] + 1)
-        table = self.cumulative.reshape(-1, self.channels)
-        if channels is not None:
-            table = table[:, :channels]
-        sums = table[base + ns + 1] - table[base + ks]
+        return index * self.stride, inside, every
+
+    def _sums(
+        self, kappa: FloatArray, ks: IntArray, ns: IntArray
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Channel sums of each window at its nearest grid point (one row per window)."""
+        position = np.rint(kappa / self.STEP)
+        base, inside, every = self._base(position)
+        sums = self.table.take(base + ns + 1, axis=0) - self.table.take(base + ks, axis=0)
         delta = kappa - position * self.STEP
         if not every:
             delta = np.where(inside, delta, 0.0)
@@ -455,8 +507,14 @@ class _WindowCalculus:
         """``delta ** j`` for j = 0..count - 1, one row per power."""
         powers = np.empty((count, delta.shape[0]))
         powers[0] = 1.0
-        powers[1:] = delta
-        return np.asarray(np.multiply.accumulate(powers, axis=0, out=powers), dtype=np.float64)
+        if delta.shape[0] < 128:
+            powers[1:] = delta
+            return np.asarray(np.multiply.accumulate(powers, axis=0, out=powers), dtype=np.float64)
+        # Row by row is faster for many windows (the same products).
+        powers[1] = delta
+        for j in range(2, count):
+            np.multiply(powers[j - 1], delta, out=powers[j])
+        return powers
 
     def _exact(self, kappa: float, k: int, n: int) -> tuple[float, float, float]:
         xs, ms = self.x[k : n + 1], self.mu0[k : n + 1]
@@ -485,32 +543,50 @@ class _WindowCalculus:
                 score[w], info[w], _ = self._exact(float(kappa[w]), int(ks[w]), int(ns[w]))
         return score, info
 
-    def expand(
+    def expansion(
         self, kappa: FloatArray, ks: IntArray, ns: IntArray
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Channel sums at the grid point nearest kappa (one row per channel), that point's
+        position (kappa / STEP rounded) and whether it lies on the grid."""
+        position = np.rint(kappa / self.STEP)
+        base, inside, _ = self._base(position)
+        sums = self.table.take(base + ns + 1, axis=0) - self.table.take(base + ks, axis=0)
+        return np.ascontiguousarray(sums.T), position, inside
+
+    def evaluate(
+        self, sums: FloatArray, position: FloatArray, inside: BoolArray, kappa: FloatArray
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Score, information and ``l_{n,k}`` of each window (NaN for kappa off the grid)."""
-        sums, delta, inside = self._sums(kappa, ks, ns)
+        """Score, information and ``l_{n,k}`` at kappa from an ``expansion`` around ``position``.
+
+        NaN where the position is off the grid.
+        """
+        every = bool(inside.all())
+        delta = kappa - position * self.STEP
+        if not every:
+            delta = np.where(inside, delta, 0.0)
         t = self.TERMS
         powers = self._powers(delta, t + 1)
-        score = np.einsum("ij,ji->i", sums[:, 1 : t + 1], powers[:t])
-        info = -np.einsum("ij,ji,j->i", sums[:, 2:], powers[:t], self.orders)
-        lnk = sums[:, 0] + np.einsum(
-            "ij,ji,j->i", sums[:, 1 : t + 1], powers[1:], 1.0 / self.orders
-        )
-        outside = ~inside
-        score[outside] = info[outside] = lnk[outside] = np.nan
+        score = np.einsum("jw,jw->w", sums[1 : t + 1], powers[:t])
+        info = -np.einsum("jw,jw,j->w", sums[2:], powers[:t], self.orders)
+        lnk = sums[0] + np.einsum("jw,jw,j->w", sums[1 : t + 1], powers[1:], 1.0 / self.orders)
+        if not every:
+            outside = ~inside
+            score[outside] = info[outside] = lnk[outside] = np.nan
         return score, info, lnk
 
     def at_grid(
         self, kappa: FloatArray, ks: IntArray, ns: IntArray
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """The grid point nearest each kappa, and the window's score, information and l there."""
-        point = np.rint(kappa / self.STEP) * self.STEP
-        sums, _, inside = self._sums(point, ks, ns, 3)
-        score, info, lnk = sums[:, 1], -sums[:, 2], sums[:, 0]
-        outside = ~inside
-        score[outside] = info[outside] = lnk[outside] = np.nan
-        return point, score, info, lnk
+        position = np.rint(kappa / self.STEP)
+        base, inside, every = self._base(position)
+        end, begin = base + ns + 1, base + ks
+        lnk, score, info = (row.take(end) - row.take(begin) for row in self.head)
+        np.negative(info, out=info)
+        if not every:
+            outside = ~inside
+            score[outside] = info[outside] = lnk[outside] = np.nan
+        return position * self.STEP, score, info, lnk
 
     def log_glr(self, kappa: FloatArray, ks: IntArray, ns: IntArray) -> FloatArray:
         """``l_{n,k}(kappa)`` of each window."""
@@ -587,22 +663,35 @@ def _bounds(
         size = np.abs(score)
         d = size / info
         near = np.log1p(d)  # r lies at least this far from a, at most `far`
-        far = np.where(d < 1.0, -np.log1p(-d), np.inf)
+        short = d < 1.0
+        far = np.negative(np.log1p(np.negative(d)))
+        long = ~short
+        some_long = bool(long.any())
+        if some_long:
+            far[long] = np.inf
         rising = score > 0
+        # l(r) - l(a) lies between the integrals of the score's bounds.
+        upper = lnk + far * (size - info) + size
+        if some_long:
+            upper[long] = np.inf
+        lower = lnk + near * (size + info) - size
+        unusable = ~(np.isfinite(lower) & (info > 0))
+        wide = 1.0 + np.abs(a)
+        scaled = 1e-11 * scale
+        slack = 1e-9 * wide + scaled / info
+        rounding = 1e-9 * np.abs(lnk) + scaled * wide
         lo = a + np.where(rising, near, -far)
         hi = a + np.where(rising, far, -near)
-        # l(r) - l(a) lies between the integrals of the score's bounds.
-        upper = np.where(d < 1.0, lnk + far * (size - info) + size, np.inf)
-        lower = lnk + near * (size + info) - size
-        usable = np.isfinite(lower) & (info > 0)
-        slack = 1e-9 * (1.0 + np.abs(a)) + 1e-11 * scale / info
-        rounding = 1e-9 * np.abs(lnk) + 1e-11 * scale * (1.0 + np.abs(a))
-    return (
-        np.where(usable, lo - slack, -np.inf),
-        np.where(usable, hi + slack, np.inf),
-        np.where(usable, upper + rounding, np.inf),
-        np.where(usable, lower - rounding, -np.inf),
-    )
+        lo -= slack
+        hi += slack
+        upper += rounding
+        lower -= rounding
+        if unusable.any():
+            lo[unusable] = -np.inf
+            hi[unusable] = np.inf
+            upper[unusable] = np.inf
+            lower[unusable] = -np.inf
+    return lo, hi, upper, lower
 
 
 # Outcome of the package's search of a window from a given start.
@@ -655,26 +744,28 @@ class _Block:
         self.calculus, self.direction = calculus, direction
         self.rows = np.arange(first_row, end_row)
         self.ks = np.arange(first_k, end_row)
-        x, mu0, alpha = calculus.x, calculus.mu0, calculus.alpha
+        alpha = calculus.alpha
         shape = (self.rows.shape[0], self.ks.shape[0])
-        score_at_zero = np.concatenate([[0.0], np.cumsum((x - mu0) / (1.0 + alpha * mu0))])
+        columns = shape[1]
+        score_at_zero = calculus.score_at_zero
         s0 = score_at_zero[self.rows + 1][:, None] - score_at_zero[self.ks][None, :]
         # Change points k <= n - (Mtilde - 1) are the only ones ever searched.
         possible = self.ks[None, :] <= self.rows[:, None] - (control.mtilde - 1)
         self.side = possible & (direction * s0 > 0)
-        ri, ci = np.nonzero(self.side)
+        # Windows are numbered in row-major order of their cells.
+        cells = np.flatnonzero(self.side)
+        ri = np.repeat(np.arange(shape[0]), np.count_nonzero(self.side, axis=1))
+        ci = cells - ri * columns
         self.wn, self.wk = self.rows[ri], self.ks[ci]
-        count = ri.shape[0]
+        count = cells.shape[0]
         self.flat = np.full(shape, -1, dtype=np.int64)
-        self.flat[ri, ci] = np.arange(count)
-        cum_x = np.concatenate([[0.0], np.cumsum(x)])
-        cum_mu = np.concatenate([[0.0], np.cumsum(mu0)])
+        self.flat.reshape(-1)[cells] = np.arange(count)
+        cum_x, cum_mu = calculus.cum_x, calculus.cum_mu
+        cases = cum_x[self.wn + 1] - cum_x[self.wk]
         with np.errstate(divide="ignore"):
-            self.guess = np.log(
-                (cum_x[self.wn + 1] - cum_x[self.wk]) / (cum_mu[self.wn + 1] - cum_mu[self.wk])
-            )
+            self.guess = np.log(cases / (cum_mu[self.wn + 1] - cum_mu[self.wk]))
         length = (self.wn - self.wk + 1).astype(np.float64)
-        scale = cum_x[self.wn + 1] - cum_x[self.wk] + length / alpha
+        scale = cases + length / alpha
         bounds = _bounds(*calculus.at_grid(self.guess, self.wk, self.wn), scale)
         self.lo, self.hi, self.upper, self.lower = bounds
         self.root = np.full(count, np.nan)
@@ -685,56 +776,94 @@ class _Block:
         # past -18 and stops, and the searches of the shorter windows after it start
         # and stop there. l_{n,k} there is its supremum sum log(1 + alpha mu0) / alpha
         # less at most sum mu0 e^-18 (about 1e-7 relative).
-        self.empty = (cum_x[self.wn + 1] - cum_x[self.wk] == 0) & (direction < 0)
+        self.empty = (cases == 0) & (direction < 0)
         if self.empty.any():
             e = np.flatnonzero(self.empty)
-            cum_log = np.concatenate([[0.0], np.cumsum(np.log1p(alpha * mu0))])
+            cum_log = np.concatenate([[0.0], np.cumsum(np.log1p(alpha * calculus.mu0))])
             value = (cum_log[self.wn[e] + 1] - cum_log[self.wk[e]]) / alpha
             self.solved[e] = self.found[e] = True
             self.root[e], self.value[e] = -np.inf, value
             self.upper[e], self.lower[e] = value, value
         # Outcome of each window started from its predecessor's maximum (from 0
         # when the predecessor's maximum is on the other side of 0).
-        self.after = np.full(shape, _UNKNOWN, dtype=np.int8)
-        later = np.flatnonzero(ci > 0)
-        w = self.flat[ri[later], ci[later]]
-        p = self.flat[ri[later], ci[later] - 1]
-        has_pred = p >= 0
-        p_lo = np.where(has_pred, self.lo[np.maximum(p, 0)], 0.0)
-        p_hi = np.where(has_pred, self.hi[np.maximum(p, 0)], 0.0)
-        safe = (np.fmax(self.hi[w] - p_lo, p_hi - self.lo[w]) < self.MARGIN) & (self.lo[w] > -17)
+        # Each window's predecessor (-1: none, or the first column); index -1 of the
+        # bounds extended by 0 gives the package's start 0 there.
+        later = ci > 0
+        p = np.where(later, self.flat.reshape(-1)[cells - 1], -1)
+        p_lo = np.append(self.lo, 0.0)[p]
+        p_hi = np.append(self.hi, 0.0)[p]
+        safe = (np.fmax(self.hi - p_lo, p_hi - self.lo) < self.MARGIN) & (self.lo > -17)
         safe &= (p_hi < 0.4 - 1e-6) | (p_lo > 0.4 + 1e-6)
         codes = np.where(safe, _OK, _UNKNOWN).astype(np.int8)
-        todo = np.flatnonzero(~safe)
+        todo = np.flatnonzero(~safe & later)
+        # The best lower bound among the windows of each week from each change point on.
+        lower = np.full(shape, -np.inf)
+        lower.reshape(-1)[cells] = self.lower
+        self.best_after = np.maximum.accumulate(lower[:, ::-1], axis=1)[:, ::-1]
+        self.cells, self.ri, self.ci, self.possible = cells, ri, ci, possible
+        # The chart restarts at the first change point or after an alarm: without a
+        # limit M, only after a week whose windows may reach c_arl.
+        if control.m == -1:
+            restart = first_row + 1 - first_k
+            may_alarm = np.zeros(columns + 1, dtype=bool)
+            may_alarm[ri[self.upper >= control.c_arl * (1.0 - 1e-6)] + restart] = True
+            self.starts = may_alarm[:columns]
+            self.starts[0] = True
+        else:
+            self.starts = np.ones(columns, dtype=bool)
+        candidates = self._candidates()
         if todo.size:
-            tw, tp = w[todo], p[todo]
-            self._solve(tp[tp >= 0])
+            tw, tp = todo, p[todo]
+            # The predecessors' maxima, solved with the windows `_prepare` needs.
+            self._solve(np.concatenate([tp[tp >= 0], candidates]))
             usable = (tp < 0) | self.found[np.maximum(tp, 0)]
             codes[todo[~usable]] = _FAIL  # never used: the predecessor fails
             start = np.where(tp >= 0, self.root[np.maximum(tp, 0)], 0.0)
             codes[todo[usable]] = self._outcomes(start[usable], tw[usable])
-        self.after[ri[later], ci[later]] = codes
-        # Solve the windows that may hold the largest l_{n,k} of their week for
-        # some restart of the chart: those whose bound reaches the best lower bound
-        # among the shorter windows of the week.
-        lower = np.full(shape, -np.inf)
-        lower[ri, ci] = self.lower
-        best_after = np.maximum.accumulate(lower[:, ::-1], axis=1)[:, ::-1]
-        self._solve(np.flatnonzero(self.upper >= best_after[ri, ci]))
+        self.after = np.full(shape, _UNKNOWN, dtype=np.int8)
+        self.after.reshape(-1)[cells[later]] = codes[later]
+        # Outcomes from the package's 0.5 (first window of a week) and from 0; a
+        # search from 0.5 within 1 of the maximum converges (see _outcomes).
         self.half = np.full(shape, _UNKNOWN, dtype=np.int8)
         self.zero = np.full(shape, _UNKNOWN, dtype=np.int8)
+        converges = (np.fmax(self.hi - 0.5, 0.5 - self.lo) < self.MARGIN) & (self.lo > -17.0)
+        self.half.reshape(-1)[cells[converges | self.empty]] = _OK
+        self._prepare(candidates)
+        # The last column of each week whose search from its predecessor's maximum
+        # may not converge.
+        stalls = np.flatnonzero(later & (codes != _OK))
+        self.last_stall = np.full(shape[0], -1, dtype=np.int64)
+        np.maximum.at(self.last_stall, ri[stalls], ci[stalls])
+
+    def _candidates(self) -> IntArray:
+        """The windows that may hold their week's largest ``l_{n,k}`` (see ``_prepare``)."""
+        column = np.arange(self.starts.shape[0])
+        latest = np.maximum.accumulate(np.where(self.starts, column, 0))
+        return np.flatnonzero(self.upper >= self.best_after[self.ri, latest[self.ci]])
+
+    def _prepare(self, candidates: IntArray | None = None) -> None:
+        """Solve the windows that may hold their week's largest ``l_{n,k}`` and set ``suffix``.
+
+        For a chart (re)started at a column of ``starts``, the candidates are the
+        windows whose bound reaches the best lower bound among the windows of the
+        week from that start on; ``suffix[row, c]`` is then the week's GLR for a
+        chart started at any ``c`` of ``starts``.
+        """
+        if candidates is None:
+            candidates = self._candidates()
+        self._solve(candidates)
+        if not self.found[candidates].all() and not self.starts.all():
+            # A search failed: the shorter windows may decide, as for any start.
+            self._solve(np.flatnonzero(self.upper >= self.best_after[self.ri, self.ci]))
+            self.starts[:] = True
         # Where every search after the first of a week converges (the usual case),
         # the week's GLR for a chart started at k is the largest l_{n,k'} over
         # k' >= k: l at the maximum for the windows solved, 0 for the windows
         # whose maximum is on the other side of 0. Windows not solved cannot hold
         # that largest value (a later window's lower bound exceeds their bound).
-        solved_value = np.where(self.found, self.value, -np.inf)
-        best = np.where(possible, 0.0, -np.inf)
-        best[ri, ci] = solved_value
+        best = np.where(self.possible, 0.0, -np.inf)
+        best.reshape(-1)[self.cells] = np.where(self.found, self.value, -np.inf)
         self.suffix = np.maximum.accumulate(best[:, ::-1], axis=1)[:, ::-1]
-        column = np.arange(shape[1])
-        stalls = self.side & (self.after != _OK) & (column[None, :] > 0)
-        self.last_stall = np.where(stalls, column[None, :], -1).max(axis=1)
 
     def _solve(self, ws: IntArray) -> None:
         """Find the maximum ``r`` and ``l_{n,k}(r)`` of windows ``ws`` (flat indices).
@@ -751,22 +880,32 @@ class _Block:
         self.solved[ws] = True
         lo, hi = self.lo[ws], self.hi[ws]
         kappa = np.where(hi - lo < 2.0, 0.5 * (lo + hi), self.guess[ws])
-        active = np.arange(ws.shape[0])
-        ks, ns = self.wk[ws], self.wn[ws]
+        calculus = self.calculus
+        # The sums around a grid point serve every step that stays nearest to it.
+        sums, position, inside = calculus.expansion(kappa, self.wk[ws], self.wn[ws])
         for _ in range(100):
-            score, info, lnk = self.calculus.expand(kappa, ks, ns)
+            score, info, lnk = calculus.evaluate(sums, position, inside, kappa)
             step = score / info
             moved = kappa + step
             done = np.abs(step) <= 1e-6  # False for NaN
             if done.any():
-                w = ws[active[done]]
+                w = ws[done]
                 self.found[w] = True
                 self.root[w] = moved[done]
-                self.value[w] = lnk[done] + 0.5 * score[done] * step[done]
+                self.value[w] = (lnk + 0.5 * score * step)[done]
             going = ~done & (moved > -40.0) & (moved < 700.0)
             if not going.any():
                 break
-            active, kappa, ks, ns = active[going], moved[going], ks[going], ns[going]
+            if not going.all():
+                ws, moved = ws[going], moved[going]
+                sums, position, inside = sums[:, going], position[going], inside[going]
+            kappa = moved
+            shifted = np.flatnonzero(np.rint(kappa / calculus.STEP) != position)
+            if shifted.size:
+                w = ws[shifted]
+                sums[:, shifted], position[shifted], inside[shifted] = calculus.expansion(
+                    kappa[shifted], self.wk[w], self.wn[w]
+                )
 
     def _outcomes(self, start: FloatArray, ws: IntArray) -> Codes:
         """How the package's search of windows ``ws`` ends from ``start``."""
@@ -811,13 +950,45 @@ class _Block:
     def _clean(self, at: IntArray, first: IntArray, any_window: BoolArray) -> FloatArray | None:
         """The GLR of rows ``at`` whose windows from column ``first`` all converge, else None."""
         first = np.where(any_window, first, 0)
+        if not self.starts[first].all():
+            self.starts[first] = True
+            self._prepare()
         starts = any_window & self.side[at, first]
-        if starts.any():
-            self._fill(self.half, at[starts], first[starts], 0.5)
         half = self.half[at, first]
+        unknown = starts & (half == _UNKNOWN)
+        if unknown.any():
+            self._fill(self.half, at[unknown], first[unknown], 0.5)
+            half = self.half[at, first]
         if not ((self.last_stall[at] <= first) & (~starts | (half == _OK))).all():
             return None
-        return np.asarray(np.where(any_window, self.suffix[at, first], -1e99), dtype=np.float64)
+        return np.where(any_window, self.suffix[at, first], -1e99)
+
+    def _clean_column(
+        self, column: int, start: int, stop: int, windowless: int
+    ) -> FloatArray | None:
+        """``_clean`` of rows ``start..stop - 1`` that all start at ``column`` (no limit M).
+
+        The first ``windowless`` of these rows have no window yet (Mtilde > 1).
+        """
+        begin = start + windowless
+        stall = self.last_stall[start:stop]
+        if (stall[:windowless] > 0).any() or (stall[windowless:] > column).any():
+            return None
+        if begin < stop and not self.starts[column]:
+            self.starts[column] = True
+            self._prepare()
+        side = self.side[begin:stop, column]
+        half = self.half[begin:stop, column]
+        unknown = np.flatnonzero(side & (half == _UNKNOWN))
+        if unknown.size:
+            self._fill(self.half, unknown + begin, np.full(unknown.shape[0], column), 0.5)
+            half = self.half[begin:stop, column]
+        if not (half[side] == _OK).all():
+            return None
+        values = np.empty(stop - start)
+        values[:windowless] = -1e99
+        values[windowless:] = self.suffix[begin:stop, column]
+        return values
 
     def glr(
         self, offset: int, from_row: int, to_row: int, control: GlrNbControl
@@ -828,13 +999,23 @@ class _Block:
         """
         first_row = int(self.rows[0])
         rows = self.rows[from_row - first_row : to_row - first_row]
+        if control.m == -1:
+            fast = self._clean_column(
+                offset - int(self.ks[0]),
+                from_row - first_row,
+                to_row - first_row,
+                min(max(offset + control.mtilde - 1 - from_row, 0), to_row - from_row),
+            )
+            if fast is not None:
+                return fast
         low = (
             np.full_like(rows, offset) if control.m == -1 else np.maximum(offset, rows - control.m)
         )
         up = rows - (control.mtilde - 1)
-        fast = self._clean(rows - first_row, low - int(self.ks[0]), low <= up)
-        if fast is not None:
-            return fast
+        if control.m != -1:
+            fast = self._clean(rows - first_row, low - int(self.ks[0]), low <= up)
+            if fast is not None:
+                return fast
         # Only these rows, and the columns from the earliest change point to the last week.
         part = (
             slice(from_row - first_row, to_row - first_row),

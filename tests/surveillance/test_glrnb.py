@@ -176,3 +176,43 @@ def test_window_calculus_matches_direct_sums(kappa: float) -> None:
         assert score[w] == pytest.approx(direct_score, rel=1e-10, abs=1e-11 * scale)
         assert info[w] == pytest.approx(direct_info, rel=1e-10, abs=1e-11 * scale)
         assert lnk[w] == pytest.approx(direct_lnk, rel=1e-10, abs=1e-11 * scale)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 8, 21])
+@pytest.mark.parametrize("phi", [1.0, 1.2, 4.0])
+def test_negative_binomial_fit_stops_where_the_package_stopping_rule_does(
+    seed: int, phi: float
+) -> None:
+    # glm.nb's alternation evaluated step by step: the log-likelihood at every
+    # alternation, theta.ml at every alternation. The fit linkwatch uses gives
+    # the same coefficients and shape to the last bit, including near-Poisson
+    # counts (phi ~ 1) where the alternation runs long.
+    from linkwatch.surveillance.glrnb import (
+        GLM_EPSILON,
+        GLM_MAXIT,
+        _design,
+        _glm_nb,
+        _irls,
+        _nb_loglik,
+        _theta_ml,
+        _Training,
+    )
+
+    scenario = BaselineScenario(theta=1.2, gamma1=0.5, gamma2=-0.3, harmonics=1, phi=phi)
+    counts, _ = simulate_series(scenario, 156, seed=seed)
+    y = counts.astype(np.float64)
+    x = _design(np.arange(1, 157, dtype=np.float64), GlrNbControl())
+    data = _Training(y)
+    _, mu = _irls(x, data, None, None)
+    theta = _theta_ml(data, mu)
+    d1 = np.sqrt(2.0 * max(1, y.shape[0] - x.shape[1]))
+    delta, loglik = 1.0, _nb_loglik(theta, mu, data)
+    loglik_old, beta, it = loglik + 2.0 * d1, np.zeros(x.shape[1]), 0
+    while (it := it + 1) <= GLM_MAXIT and abs(loglik_old - loglik) / d1 + abs(delta) > GLM_EPSILON:
+        beta, mu_new = _irls(x, data, theta, np.log(mu))
+        previous, theta = theta, _theta_ml(data, mu)
+        mu, delta = mu_new, previous - theta
+        loglik_old, loglik = loglik, _nb_loglik(theta, mu, data)
+    fitted_beta, fitted_theta = _glm_nb(x, y)
+    assert fitted_theta == theta
+    np.testing.assert_array_equal(fitted_beta, beta)
