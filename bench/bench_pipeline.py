@@ -419,7 +419,7 @@ def main(events: int, rate: float, seconds: float) -> None:
         linker.restore(v for _, v in read_topic(bootstrap, topics.LINKER_LOG.name) if v)
         restore_seconds = time.perf_counter() - t - read_seconds
         assert len(linker) == entries
-        held = linker.engine.memory_bytes()
+        held = linker.memory_bytes()
         grown = rss_bytes() - rss
         n = len(linker)
 

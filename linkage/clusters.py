@@ -42,12 +42,21 @@ from linkwatch.linkage.blocking import BlockingIndex, BlockingStats
 from linkwatch.linkage.comparisons import CompiledComparisons
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
 from linkwatch.linkage.record_store import COLUMNS, EncodedRecord, RecordStore
-from linkwatch.linkage.standardise import StandardRecord
+from linkwatch.linkage.standardise import RawRecord, StandardRecord, standardise
 
 # The source is stored but never compared: the same identity from two providers is one.
 assert COLUMNS[0] == "source"
 _FIRST_COMPARED = 1
 _COMPARED = COLUMNS[_FIRST_COMPARED:]
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """A record known to equal a stored row in every compared field (a provider sending
+    an identity it sent before): it needs no standardising, only its id and source."""
+
+    raw: RawRecord
+    of_row: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +149,10 @@ class LinkageEngine:
         self.collapse_duplicates = True
         # content_key of an indexed record's compared fields → the first such row.
         self._first_of: dict[int, int] = {}
+        # Per first copy (by row): its pair weight with a copy before term frequencies,
+        # and which term-frequency levels apply (a bit per entry of _tf); NaN: not yet known.
+        self._copy_base = array("d")
+        self._copy_tf = array("B")
 
     # --- state --------------------------------------------------------------------------
 
@@ -163,6 +176,9 @@ class LinkageEngine:
         engine._record_person = state["record_person"]
         engine._parent = state["parent"]
         engine._first_of = state["first_of"]
+        rows = len(engine.store)
+        engine._copy_base = array("d", [math.nan]) * rows
+        engine._copy_tf = array("B", [0]) * rows
         return engine
 
     # --- persons ------------------------------------------------------------------------
@@ -259,7 +275,7 @@ class LinkageEngine:
             weights = [self.score(row, candidate) for candidate in candidates]
         return self._decide(record.record_id, row, candidates, weights)
 
-    def add_sequence(self, records: Sequence[StandardRecord]) -> list[LinkResult]:
+    def add_sequence(self, records: Sequence[StandardRecord | Repeat]) -> list[LinkResult]:
         """Add records in order: exactly the decisions :meth:`add` takes one by one, faster.
 
         Each record is indexed and its term-frequency adjustments are fixed as :meth:`add`
@@ -297,27 +313,41 @@ class LinkageEngine:
             weights = scored.tolist()
         results: list[LinkResult] = []
         offset = 0
-        for record, (row, candidates) in zip(records, staged, strict=True):
+        record_ids = self.store.record_ids
+        for row, candidates in staged:
             if candidates is None:
-                results.append(self._unlinkable(record.record_id))
+                results.append(self._unlinkable(record_ids[row]))
                 continue
             chunk = weights[offset : offset + len(candidates)]
             offset += len(candidates)
-            results.append(self._decide(record.record_id, row, candidates, chunk))
+            results.append(self._decide(record_ids[row], row, candidates, chunk))
         return results
 
     def _index_record(
-        self, record: StandardRecord, count_terms: bool, encoded: EncodedRecord | None = None
+        self,
+        record: StandardRecord | Repeat,
+        count_terms: bool,
+        encoded: EncodedRecord | None = None,
     ) -> tuple[int, list[int] | None]:
         """Store a record and find its candidates (None when it has nothing to link on).
 
         A record identical to an indexed one whose pair weight reaches the link threshold
         has that record as its only candidate and is not indexed itself.
         """
-        encoded = encoded or self.store.encode(record)
+        standard: StandardRecord | None
+        if isinstance(record, Repeat):
+            standard = None
+            encoded = EncodedRecord(record.raw.record_id, self._copy_values(record))
+            linkable = True
+        else:
+            standard = record
+            encoded = encoded or self.store.encode(record)
+            linkable = record.has_linkable_content
         row = self.store.append(encoded, count_terms=count_terms)
+        self._copy_base.append(math.nan)
+        self._copy_tf.append(0)
         self.counts.records += 1
-        if not record.has_linkable_content:
+        if not linkable:
             return row, None
         key = content_key(encoded.values) if self.collapse_duplicates else None
         if key is not None:
@@ -325,18 +355,53 @@ class LinkageEngine:
             if (
                 first is not None
                 and self._same_content(first, row)
-                and self.score(row, first) >= self._link_weight
+                and self._copy_weight(row, first) >= self._link_weight
             ):
                 self.counts.duplicates += 1
                 self.counts.pairs_scored += 1
                 return row, [first]
-        keys = self.index.keys(record)
+        if standard is None:
+            assert isinstance(record, Repeat)
+            standard = standardise(record.raw)
+        keys = self.index.keys(standard)
         candidates = sorted(self.index.candidates(keys))
         self.index.add(keys, row)
         if key is not None:
             self._first_of.setdefault(key, row)
         self.counts.pairs_scored += len(candidates)
         return row, candidates
+
+    def _copy_values(self, repeat: Repeat) -> tuple[int, ...]:
+        """The encoded row of a repeat: its source, and the compared fields of its copy."""
+        columns, row = self.store.columns, repeat.of_row
+        source = self.store.vocabulary.code((repeat.raw.source or "").strip())
+        return (source, *(columns[name][row] for name in _COMPARED))
+
+    def _copy_weight(self, row: int, first: int) -> float:
+        """:meth:`score` of a record and its first copy, to the bit, without comparing them.
+
+        Equal fields compare to the same levels whatever the copy, so the first copy keeps
+        the sum of its level weights and which term-frequency levels apply; only the
+        term-frequency adjustments, which follow the counts, are worked out each time.
+        """
+        base = self._copy_base[first]
+        if math.isnan(base):
+            levels = self.comparisons.levels(row, first)
+            base = self._prior_weight
+            for w, index in zip(self._weights, levels, strict=True):
+                base += w[index]
+            mask = 0
+            for t, (k, level_index, _, _) in enumerate(self._tf):
+                if levels[k] == level_index:
+                    mask |= 1 << t
+            self._copy_base[first], self._copy_tf[first] = base, mask
+        weight, mask = base, self._copy_tf[first]
+        if mask:
+            columns = self.store.columns
+            for t, (_, _, column, u) in enumerate(self._tf):
+                if mask >> t & 1:
+                    weight += self._tf_adjustment(column, columns[column][row], u)
+        return weight
 
     def _same_content(self, a: int, b: int) -> bool:
         columns = self.store.columns
@@ -498,6 +563,7 @@ class LinkageEngine:
             total += size(counts) + sum(size(k) + size(v) for k, v in counts.items())
         total += size(self._record_person) + size(self._parent)
         total += size(self._first_of) + sum(size(k) + size(v) for k, v in self._first_of.items())
+        total += size(self._copy_base) + size(self._copy_tf)
         for blocks in self.index._blocks:
             total += size(blocks) + sum(size(k) + size(v) for k, v in blocks.items())
         return total

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from linkwatch.linkage.clusters import LinkageEngine, MergeEvent, ReviewPair
+from linkwatch.linkage.clusters import LinkageEngine, MergeEvent, Repeat, ReviewPair
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
-from linkwatch.linkage.standardise import RawRecord, standardise
+from linkwatch.linkage.standardise import RawRecord, StandardRecord, standardise
 from linkwatch.streams.ingest import IngestedEvent
 
 LOG_FORMAT = 1
@@ -72,6 +73,15 @@ def identity_record(event: IngestedEvent) -> RawRecord:
 
 
 _LOG_FIELDS = tuple(f.name for f in fields(RawRecord))
+_IDENTITY_FIELDS = tuple(n for n in _LOG_FIELDS if n not in ("record_id", "source"))
+
+
+def identity_digest(raw: RawRecord) -> int:
+    """A 128-bit digest of what a provider sent about a person (not the record id or source)."""
+    text = "\x1f".join(
+        "" if (v := getattr(raw, name)) is None else str(v) for name in _IDENTITY_FIELDS
+    )
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=16).digest(), "little")
 
 
 def log_entry(raw: RawRecord) -> bytes:
@@ -109,6 +119,9 @@ class StreamLinker:
         # Per indexed identity: the outcome and weight it was linked with, for replays.
         self._outcome = array("b")
         self._weight = array("f")
+        # identity_digest of a linkable identity → a row holding it, so that an identity
+        # sent again is neither standardised nor encoded again (see Repeat).
+        self._row_of_identity: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -117,6 +130,14 @@ class StreamLinker:
     def last_record_id(self) -> str | None:
         ids = self.engine.store.record_ids
         return ids[-1] if ids else None
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the linker: the engine's structures and the linker's own maps."""
+        size = sys.getsizeof
+        total = self.engine.memory_bytes() + size(self._outcome) + size(self._weight)
+        for mapping in (self._row_of, self._row_of_identity):
+            total += size(mapping) + sum(size(k) + size(v) for k, v in mapping.items())
+        return total
 
     def snapshot(self) -> dict[str, Any]:
         """The linker's whole state (picklable), tagged with the model it was built with."""
@@ -198,7 +219,21 @@ class StreamLinker:
     def _add(self, raws: Sequence[RawRecord]) -> list[LinkDecision]:
         if not raws:
             return []
-        results = self.engine.add_sequence([standardise(raw) for raw in raws])
+        records: list[StandardRecord | Repeat] = []
+        known = self._row_of_identity
+        row = len(self.engine.store)
+        for raw in raws:
+            digest = identity_digest(raw)
+            copy = known.get(digest)
+            if copy is not None:
+                records.append(Repeat(raw, copy))
+            else:
+                standard = standardise(raw)
+                if standard.has_linkable_content:
+                    known[digest] = row
+                records.append(standard)
+            row += 1
+        results = self.engine.add_sequence(records)
         decisions = []
         for raw, result in zip(raws, results, strict=True):
             outcome = "new" if result.status in ("new", "unlinkable") else "linked"
