@@ -1309,6 +1309,8 @@ class AlertingStage:
             to_write.append(alert)
             if before is None or (before.state == CLOSED and alert.state == OPEN):
                 report.opened.append(alert)
+                if alert.state == CLOSED:  # opened and closed again within one catch-up
+                    report.closed.append(alert)
             elif alert.state == CLOSED:
                 report.closed.append(alert)
             else:
