@@ -40,6 +40,7 @@ statistic, which is what the package stores as ``upperbound`` in its default
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,16 @@ class GlrNbControl:
     def n_coefficients(self) -> int:
         """Number of coefficients of the in-control model."""
         return 1 + int(self.trend) + 2 * self.harmonics
+
+
+@functools.lru_cache(maxsize=64)
+def _design_between(first: int, last: int, trend: bool, harmonics: int, freq: int) -> FloatArray:
+    """The design of weeks ``first..last``, built once and shared (read-only) by every
+    series monitored over the same weeks with the same model."""
+    weeks = np.arange(first, last + 1, dtype=np.float64)
+    x = _design(weeks, GlrNbControl(trend=trend, harmonics=harmonics, freq=freq))
+    x.setflags(write=False)
+    return x
 
 
 def _design(weeks: FloatArray, control: GlrNbControl) -> FloatArray:
@@ -216,9 +227,10 @@ def _theta_ml(data: _Training, mu: FloatArray, limit: int = GLM_MAXIT) -> float:
     y, levels = data.y, data.levels
     n = float(y.shape[0])
     t0 = n / float(np.sum((y / mu - 1.0) ** 2))
-    # t + mu_i and t + j side by side; the three sums over the weeks in one call.
-    shifts = np.concatenate([mu, data.steps])
+    # t + mu_i, t + j and t + y_i side by side; the three sums over the weeks in one call.
+    shifts = np.concatenate([mu, data.steps, y])
     weeks = y.shape[0]
+    levels_end = weeks + data.steps.shape[0]
     terms = np.empty((3, weeks))
     delta = 1.0
     it = 1
@@ -226,8 +238,8 @@ def _theta_ml(data: _Training, mu: FloatArray, limit: int = GLM_MAXIT) -> float:
         t0 = abs(t0)
         shifted = t0 + shifts
         total = shifted[:weeks]
-        inverse = 1.0 / shifted[weeks:]
-        share = np.divide(y + t0, total, out=terms[1])
+        inverse = 1.0 / shifted[weeks:levels_end]
+        share = np.divide(shifted[levels_end:], total, out=terms[1])
         np.log(total, out=terms[0])
         np.divide(np.subtract(2.0, share, out=terms[2]), total, out=terms[2])
         log_sum, share_sum, info_sum = terms.sum(axis=1).tolist()
@@ -315,9 +327,9 @@ def in_control_mean(
     The model is fitted to weeks ``1..first_week - 1``, as the package's
     ``estimateGLRNbHook`` does.
     """
-    train = np.arange(1, first_week, dtype=np.float64)
     y = counts[: first_week - 1].astype(np.float64)
-    x = _design(train, control)
+    shape = (control.trend, control.harmonics, control.freq)
+    x = _design_between(1, first_week - 1, *shape)
     if control.alpha is None:
         beta, theta = _glm_nb(x, y)
         if not np.isfinite(theta) or theta <= 0:
@@ -329,8 +341,7 @@ def in_control_mean(
     else:
         beta, _ = _irls(x, _Training(y), 1.0 / control.alpha, None)
         alpha = control.alpha
-    test = np.arange(first_week, n_weeks + 1, dtype=np.float64)
-    return np.exp(_design(test, control) @ beta), alpha
+    return np.exp(_design_between(first_week, n_weeks, *shape) @ beta), alpha
 
 
 @dataclass(frozen=True)
@@ -754,8 +765,7 @@ class _Block:
         self.side = possible & (direction * s0 > 0)
         # Windows are numbered in row-major order of their cells.
         cells = np.flatnonzero(self.side)
-        ri = np.repeat(np.arange(shape[0]), np.count_nonzero(self.side, axis=1))
-        ci = cells - ri * columns
+        ri, ci = np.divmod(cells, columns)
         self.wn, self.wk = self.rows[ri], self.ks[ci]
         count = cells.shape[0]
         self.flat = np.full(shape, -1, dtype=np.int64)

@@ -216,3 +216,22 @@ def test_negative_binomial_fit_stops_where_the_package_stopping_rule_does(
     fitted_beta, fitted_theta = _glm_nb(x, y)
     assert fitted_theta == theta
     np.testing.assert_array_equal(fitted_beta, beta)
+
+
+def test_series_monitored_over_the_same_weeks_share_one_read_only_design() -> None:
+    # The in-control design of the training and monitored weeks is built once and
+    # shared; each series' fit and mu0 are bit for bit those of a design of its own.
+    from linkwatch.surveillance.glrnb import _design, _design_between, _glm_nb, in_control_mean
+
+    control = GlrNbControl(harmonics=2)
+    shared = _design_between(1, 156, control.trend, control.harmonics, control.freq)
+    assert not shared.flags.writeable
+    own_train = _design(np.arange(1, 157, dtype=np.float64), control)
+    own_test = _design(np.arange(157, 261, dtype=np.float64), control)
+    np.testing.assert_array_equal(shared, own_train)
+    for seed in (1, 2):
+        counts, _ = simulate_series(SCENARIO, 260, seed=seed)
+        mu0, alpha = in_control_mean(counts, 157, 260, control)
+        beta, theta = _glm_nb(own_train, counts[:156].astype(np.float64))
+        np.testing.assert_array_equal(mu0, np.exp(own_test @ beta))
+        assert alpha == 1.0 / theta
