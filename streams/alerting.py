@@ -796,10 +796,16 @@ class AlertingStage:
 
     # -- the cycle -----------------------------------------------------------------------
     def run_once(
-        self, now: dt.datetime | None = None, lag_seconds: float | None = None
+        self,
+        now: dt.datetime | None = None,
+        lag_seconds: float | None = None,
+        catching_up: bool = False,
     ) -> CycleReport:
         """One cycle at ``now`` (UTC; default the current time). ``lag_seconds`` is the
-        pipeline's current lag (e.g. the oldest unprocessed event's age), for the lag check."""
+        pipeline's current lag (e.g. the oldest unprocessed event's age), for the lag check.
+        ``catching_up``: the pipeline has a backlog to work through (a replay of extracts
+        published moments ago is behind in events though not in seconds); detection and
+        the silence checks wait for it as for a lag."""
         now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
         now = now.replace(microsecond=(now.microsecond // 1000) * 1000)
         started = time.monotonic()
@@ -812,14 +818,18 @@ class AlertingStage:
             last_complete = self._last_complete_week(now)
             report.last_complete_week = last_complete
             behind = lag_seconds is not None and lag_seconds > self.config.lag_threshold_seconds
-            if behind and self.config.defer_while_lagging:
+            if (behind or catching_up) and self.config.defer_while_lagging:
                 # A backlog fills past weeks unevenly across sources and partitions; the
                 # weeks are evaluated once it has drained, with their first weeks intact.
-                report.note = f"detection deferred: the pipeline is {lag_seconds:.0f} s behind"
+                report.note = (
+                    f"detection deferred: the pipeline is {lag_seconds:.0f} s behind"
+                    if behind
+                    else "detection deferred: the pipeline is working through a backlog"
+                )
             elif last_complete is not None:
                 changed += self._detect(last_complete, now, report, results)
             if self.config.data_quality:
-                changed += self._data_quality(now, lag_seconds)
+                changed += self._data_quality(now, lag_seconds, catching_up)
             self._commit(changed, results, report)
             for detector in self.detectors:
                 if report.weeks_evaluated:
@@ -1101,7 +1111,9 @@ class AlertingStage:
         return {s: a for s, a in out.items() if int(a.sum()) >= minimum}
 
     # -- data quality --------------------------------------------------------------------------
-    def _data_quality(self, now: dt.datetime, lag_seconds: float | None) -> list[Alert]:
+    def _data_quality(
+        self, now: dt.datetime, lag_seconds: float | None, catching_up: bool = False
+    ) -> list[Alert]:
         cfg = self.config
         findings: dict[tuple[str, str], tuple[dict[str, str], dt.date, dict[str, Any]]] = {}
         today = now.date()
@@ -1109,7 +1121,9 @@ class AlertingStage:
             f"SELECT max(day), count() FROM {self.database}.daily_counts WHERE day <= {{t:Date}}",
             {"t": today},
         ).rows[0]
-        behind = lag_seconds is not None and lag_seconds > cfg.lag_threshold_seconds
+        behind = catching_up or (
+            lag_seconds is not None and lag_seconds > cfg.lag_threshold_seconds
+        )
         checked: set[str] = set()
         if lag_seconds is not None:
             checked.add("lag_growing")

@@ -170,7 +170,7 @@ class WorkerState:
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loader")
         # Age of the oldest event of the last batch, and provider messages not yet processed.
         self.batch_lag_seconds = 0.0
-        self.backlog = 0
+        self.backlog: int | None = None  # None until first measured
         # Area records from the reference topic's agent, applied by the pipeline thread.
         self.pending_areas: queue.Queue[list[dict[str, Any]]] = queue.Queue()
 
@@ -433,8 +433,12 @@ class WorkerState:
 
     def run_alerting(self) -> None:
         """One cycle of the detectors over the warehouse (on the alerting thread)."""
-        lag = self.batch_lag_seconds if self.backlog > 0 else 0.0
-        report = self.alerting.run_once(lag_seconds=lag)
+        backlog = self.backlog
+        lag = self.batch_lag_seconds if backlog else 0.0
+        # Not measured yet, or more than a couple of batches waiting: the weeks being filled
+        # are not complete yet.
+        catching_up = backlog is None or backlog > 2 * self.settings.batch_size
+        report = self.alerting.run_once(lag_seconds=lag, catching_up=catching_up)
         if report.weeks_evaluated or report.opened or report.closed:
             log.info(
                 "alerting: %d weeks, %d series in %.1f s; %d alerts opened, %d closed",

@@ -1,0 +1,139 @@
+"""The dashboard as an analyst sees it, served by a worker over what the pipeline loaded.
+
+Synthetic providers publish to a real broker, `linkwatch worker --dashboard-port` links and
+loads the events into its embedded warehouse and serves the dashboard, and headless Chromium
+looks at it: no console errors, the panels drawn from the pipeline's data, a filter that
+changes the charts, small numbers suppressed, and the freshness panel counting every event.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from linkwatch.dashboards.panels import PANELS
+from linkwatch.deploy.kafka import KafkaBroker
+from linkwatch.deploy.process import free_ports
+from linkwatch.streams.publish import ProviderPublisher, publish_areas
+from tests.pipeline.harness import (
+    LINKWATCH,
+    POLICY,
+    TODAY,
+    make_world,
+    metrics,
+    wait_for,
+    worker_env,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+IGNORED_CONSOLE = ("dbus", "Failed to connect to the bus")
+# Panels that need a signal in the data (a Long COVID case, an open alert) may be empty for a
+# small population; they must then say so rather than fail.
+MAY_BE_EMPTY = {"long_covid_weekly", "alerts_open"}
+
+
+def alerting_ran(text: str) -> bool:
+    return any(
+        line.startswith("linkwatch_alerting_last_cycle_timestamp_seconds ")
+        and float(line.rsplit(" ", 1)[1]) > 0
+        for line in text.splitlines()
+    )
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed")
+@pytest.mark.integration
+def test_the_dashboard_shows_what_the_pipeline_loaded(
+    fresh_kafka_broker: KafkaBroker, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    world = make_world(tmp_path / "world", persons=3000, years=2, seed=8)
+    bootstrap = fresh_kafka_broker.bootstrap_servers
+    publish_areas(bootstrap, world.areas)
+    publisher = ProviderPublisher(bootstrap, POLICY)
+    published = sum(
+        publisher.publish_file(path, source, today=TODAY).published
+        for source, path in world.extracts.items()
+    )
+    publisher.close()
+    env, port = worker_env(bootstrap, world, tmp_path)
+    env["LINKWATCH_ALERTING_INTERVAL"] = "5"
+    (dashboard_port,) = free_ports(1)
+    with open(tmp_path / "worker.log", "wb") as log:
+        proc = subprocess.Popen(
+            [LINKWATCH, "worker", "--dashboard-port", str(dashboard_port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    problems: list[str] = []
+    try:
+        wait_for(port, lambda s: s.get("processed", 0) >= published, proc, timeout=300)
+        # The alerting stage has run over the loaded weeks at least once.
+        deadline = time.monotonic() + 120
+        while not alerting_ran(metrics(port)):
+            assert time.monotonic() < deadline, "no alerting cycle within 120 s"
+            time.sleep(1)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on(
+                    "console",
+                    lambda m: (
+                        problems.append(f"console {m.type}: {m.text}")
+                        if m.type in ("error", "warning")
+                        and not any(s in m.text for s in IGNORED_CONSOLE)
+                        else None
+                    ),
+                )
+                page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+                page.set_default_timeout(20_000)
+                page.goto(f"http://127.0.0.1:{dashboard_port}/")
+                page.wait_for_function(
+                    "document.body.dataset.refreshed !== undefined", timeout=60_000
+                )
+                assert page.locator("#error").is_hidden()
+                for p in PANELS:
+                    card = page.locator(f"#panel-{p.name}")
+                    assert card.get_attribute("data-loaded") == "true", p.name
+                    rows = int(card.get_attribute("data-rows") or "0")
+                    if rows == 0:
+                        assert p.name in MAY_BE_EMPTY, f"{p.name} shows no data"
+                        assert "No data" in card.inner_text(), p.name
+                    elif p.chart not in ("table", "stat"):
+                        assert card.locator(".chart .main-svg").count() > 0, p.name
+                page.screenshot(
+                    path=str(artifacts_dir / "dashboard-from-pipeline.png"), full_page=True
+                )
+
+                # Every event the pipeline loaded is counted by the freshness panel.
+                total = page.locator("#panel-freshness .stat b").first.inner_text()
+                assert int(total.replace(",", "")) == published
+
+                # Small numbers of a population of 3,000 are suppressed, not shown.
+                region = page.locator("#panel-region_weekly")
+                assert int(region.get_attribute("data-hidden") or "0") > 0
+
+                # A filter redraws the charts with the filtered data.
+                age_sex = page.locator("#panel-age_sex")
+                before = page.evaluate("document.body.dataset.refreshed")
+                page.select_option("select[name=sex]", "FEMALE")
+                page.wait_for_function(
+                    f"document.body.dataset.refreshed !== '{before}'", timeout=30_000
+                )
+                traces = age_sex.locator(".chart").evaluate("div => div.data.map(t => t.name)")
+                assert traces == ["Female"]
+                page.screenshot(
+                    path=str(artifacts_dir / "dashboard-from-pipeline-women.png"), full_page=True
+                )
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    assert problems == []
