@@ -451,16 +451,23 @@ class WorkerState:
 
     def _measure_lag(self, consumer: Any) -> None:
         """Consumer lag of every assigned provider partition, for /metrics."""
+        assignment = consumer.assignment()
         backlog = 0
-        for tp in consumer.assignment():
-            _, high = consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+        for tp in assignment:
+            low, high = consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
             done = self.positions.get((tp.topic, tp.partition))
             if done is None:
+                # Nothing processed here yet: from the consumer's position, or before its
+                # first fetch from the group's committed offset (the log's start if none).
                 (position,) = consumer.position([tp])
-                done = position.offset if position.offset >= 0 else high
+                done = position.offset
+                if done < 0:
+                    (committed,) = consumer.committed([tp], timeout=5.0)
+                    done = committed.offset if committed.offset >= 0 else low
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
             backlog += max(0, high - done)
-        self.backlog = backlog
+        # Before the group has assigned partitions, the backlog is not known yet.
+        self.backlog = backlog if assignment else None
 
     @staticmethod
     def _log_messages(out: BatchOutput) -> list[tuple[str, bytes | None, bytes, Any]]:
