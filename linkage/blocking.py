@@ -34,6 +34,7 @@ from linkwatch.linkage.standardise import StandardRecord
 _soundex = lru_cache(maxsize=50_000)(jellyfish.soundex)
 
 
+@lru_cache(maxsize=65_536)
 def stable_key(key: str) -> int:
     """A 64-bit hash of a blocking key that is the same in every process.
 
@@ -74,7 +75,10 @@ def _house_number(r: StandardRecord) -> list[str]:
 
 
 def _family_code(r: StandardRecord) -> list[str]:
-    return sorted({_soundex(part) for part in r.family_parts if part})
+    parts = r.family_parts
+    if len(parts) == 1:  # most surnames have one part
+        return [_soundex(parts[0])] if parts[0] else []
+    return sorted({_soundex(part) for part in parts if part})
 
 
 def _family_name(r: StandardRecord) -> list[str]:
@@ -110,6 +114,43 @@ KEY_PARTS: dict[str, tuple[Callable[[StandardRecord], list[str]], str]] = {
 }
 
 
+KeyFunction = Callable[[StandardRecord], list[str]]
+
+#: The key function of each tuple of key parts in use.
+_KEY_FUNCTIONS: dict[tuple[str, ...], KeyFunction] = {}
+
+
+def _key_function(parts: tuple[str, ...]) -> KeyFunction:
+    """A record's keys over ``parts``: every combination of the parts' values joined by "|"
+    (none when a part has no value)."""
+    functions = tuple(KEY_PARTS[part][0] for part in parts)
+    if len(functions) == 1:
+        return functions[0]
+    if len(functions) == 2:
+        first, second = functions
+
+        def two_parts(record: StandardRecord) -> list[str]:
+            a = first(record)
+            if not a:
+                return []
+            b = second(record)
+            if not b:
+                return []
+            if len(a) == 1 and len(b) == 1:
+                return [a[0] + "|" + b[0]]
+            return ["|".join(combo) for combo in product(a, b)]
+
+        return two_parts
+
+    def many_parts(record: StandardRecord) -> list[str]:
+        values = [function(record) for function in functions]
+        if any(not v for v in values):
+            return []
+        return ["|".join(combo) for combo in product(*values)]
+
+    return many_parts
+
+
 @dataclass(frozen=True, slots=True)
 class BlockingPass:
     """One blocking pass: records sharing all of ``parts`` are candidates."""
@@ -129,10 +170,10 @@ class BlockingPass:
 
     def keys(self, record: StandardRecord) -> list[str]:
         """The record's keys in this pass (none when a part is missing)."""
-        values = [KEY_PARTS[part][0](record) for part in self.parts]
-        if any(not v for v in values):
-            return []
-        return ["|".join(combo) for combo in product(*values)]
+        function = _KEY_FUNCTIONS.get(self.parts)
+        if function is None:
+            function = _KEY_FUNCTIONS[self.parts] = _key_function(self.parts)
+        return function(record)
 
     @property
     def constrained_comparisons(self) -> frozenset[str]:
@@ -274,8 +315,11 @@ def blocked_pairs(
 def _unique_pairs(pairs: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     if len(pairs) == 0:
         return pairs.reshape(0, 2)
-    codes = pairs[:, 0] * (1 << 32) + pairs[:, 1]
-    codes = np.unique(codes)
+    codes = np.sort(pairs[:, 0] * (1 << 32) + pairs[:, 1])
+    # Distinct codes by sorting (np.unique hashes int64 values, which is far slower here).
+    keep = np.ones(len(codes), dtype=bool)
+    np.not_equal(codes[1:], codes[:-1], out=keep[1:])
+    codes = codes[keep]
     return np.stack([codes >> 32, codes & ((1 << 32) - 1)], axis=1)
 
 

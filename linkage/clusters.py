@@ -423,15 +423,16 @@ class LinkageEngine:
                 self.pair_sink(row, candidate, weight)
         best_by_root: dict[int, float] = {}
         grey: list[tuple[int, float]] = []
-        best_weight: float | None = None
+        best_weight: float | None = max(weights) if weights else None
+        floor = min(self._review_weight, self._link_weight)
         for candidate, weight in zip(candidates, weights, strict=True):
-            if best_weight is None or weight > best_weight:
-                best_weight = weight
+            if weight < floor:  # most candidates: nothing to link nor review
+                continue
             if weight >= self._link_weight:
                 root = self._find(self._record_person[candidate])
                 if weight > best_by_root.get(root, -math.inf):
                     best_by_root[root] = weight
-            elif weight >= self._review_weight:
+            else:
                 grey.append((candidate, weight))
         # A grey-zone pair with a record of a person linked anyway needs no review.
         review = tuple(

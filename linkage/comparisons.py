@@ -320,6 +320,76 @@ class _SimilarityCache:
         self._jw: dict[int, float] = {}
         self._dl: dict[int, int] = {}
         self._limit = limit
+        # Per vocabulary code, what bounds its Jaro-Winkler similarity with another string:
+        # length (0: not worked out yet, -1: not plain ASCII, so always compared in full),
+        # letter counts in 32 buckets and the first four characters.
+        self._length = np.zeros(0, dtype=np.int16)
+        self._counts = np.zeros((0, 32), dtype=np.uint8)
+        self._prefix = np.zeros((0, 4), dtype=np.uint8)
+
+    def _features(self, codes: npt.NDArray[np.int64]) -> None:
+        """Work out the bounding features of the strings behind ``codes`` (once per code)."""
+        size = len(self.store.vocabulary)
+        if len(self._length) < size:
+            grow = max(size, 2 * len(self._length)) - len(self._length)
+            self._length = np.concatenate([self._length, np.zeros(grow, dtype=np.int16)])
+            self._counts = np.concatenate([self._counts, np.zeros((grow, 32), dtype=np.uint8)])
+            self._prefix = np.concatenate([self._prefix, np.zeros((grow, 4), dtype=np.uint8)])
+        todo = codes[self._length[codes] == 0]
+        if not len(todo):
+            return
+        todo = np.sort(todo)
+        todo = todo[np.concatenate(([True], todo[1:] != todo[:-1]))]
+        string = self.store.vocabulary.string
+        texts = [string(code) for code in todo.tolist()]
+        plain = np.array([t.isascii() and 0 < len(t) < 256 for t in texts], dtype=bool)
+        self._length[todo[~plain]] = -1
+        todo = todo[plain]
+        data = [t.encode() for t, ok in zip(texts, plain.tolist(), strict=True) if ok]
+        if not data:
+            return
+        lengths = np.fromiter((len(d) for d in data), np.int64, len(data))
+        buffer = np.frombuffer(b"".join(data), dtype=np.uint8)
+        owner = np.repeat(np.arange(len(data), dtype=np.int64), lengths)
+        flat = owner * 32 + (buffer & 31)
+        counts = np.bincount(flat, minlength=len(data) * 32).reshape(len(data), 32)
+        self._counts[todo] = counts.astype(np.uint8)
+        self._length[todo] = lengths.astype(np.int16)
+        prefix = np.zeros((len(data), 4), dtype=np.uint8)
+        for n, d in enumerate(data):
+            head = d[:4]
+            prefix[n, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+        self._prefix[todo] = prefix
+
+    def below_jaro_winkler(
+        self, left: npt.NDArray[np.int64], right: npt.NDArray[np.int64], floor: float
+    ) -> npt.NDArray[np.bool_]:
+        """Pairs of codes whose Jaro-Winkler similarity is surely below ``floor``.
+
+        Jaro is at most (c/|a| + c/|b| + 1) / 3 with c the characters the two strings could
+        have in common (the sum over letters of the smaller count), and Winkler's bonus adds
+        at most a tenth of the remainder per agreeing leading character (up to four). Pairs
+        whose bound is below ``floor`` cannot reach any threshold from ``floor`` up.
+        """
+        self._features(np.concatenate([left, right]))
+        la = self._length[left].astype(np.float64)
+        lb = self._length[right].astype(np.float64)
+        out = np.zeros(len(left), dtype=bool)
+        step = 100_000
+        for start in range(0, len(left), step):
+            a, b = left[start : start + step], right[start : start + step]
+            common = np.minimum(self._counts[a], self._counts[b]).sum(axis=1, dtype=np.int64)
+            pa, pb = self._prefix[a], self._prefix[b]
+            same = (pa == pb) & (pa != 0)
+            prefix = np.cumprod(same, axis=1).sum(axis=1)
+            x, y = la[start : start + step], lb[start : start + step]
+            plain = (x > 0) & (y > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                jaro = np.where(common > 0, (common / x + common / y + 1.0) / 3.0, 0.0)
+            jaro = np.minimum(jaro, 1.0)
+            bound = jaro + 0.1 * prefix * (1.0 - jaro)
+            out[start : start + step] = plain & (bound < floor - 1e-9)
+        return out
 
     def jaro_winkler(self, a: int, b: int) -> float:
         key = (a << 32) | b if a < b else (b << 32) | a
@@ -427,6 +497,28 @@ class _ColumnViews:
         self.right = right
         self.cache = cache
         self._memo: dict[str, tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]] = {}
+        self._similar: dict[
+            tuple[str, str], tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]
+        ] = {}
+        #: Per text column, the lowest Jaro-Winkler threshold any level uses on it.
+        self.jaro_winkler_floor: Mapping[str, float] = {}
+
+    def similarity(
+        self, column: str, measure: str, todo: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.float64]:
+        """The similarity ``measure`` of the column's values where ``todo``.
+
+        Later levels of a comparison (a lower threshold of the same measure) ask for a subset
+        of the pairs an earlier level asked for: they get the values already worked out.
+        """
+        known = self._similar.get((column, measure))
+        if known is not None and not (todo & ~known[0]).any():
+            return known[1]
+        a, b = self.pair(column)
+        floor = self.jaro_winkler_floor.get(column) if measure == "jaro_winkler" else None
+        values = _similarity_vector(a, b, todo, self.cache, measure, floor)
+        self._similar[(column, measure)] = (todo.copy(), values)
+        return values
 
     def pair(self, column: str) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
         found = self._memo.get(column)
@@ -450,11 +542,14 @@ def _similarity_vector(
     todo: npt.NDArray[np.bool_],
     cache: _SimilarityCache,
     measure: str,
+    floor: float | None = None,
 ) -> npt.NDArray[np.float64]:
     """The similarity ``measure`` of a and b where ``todo``, once per distinct pair of codes.
 
     Small requests (an online add) go through the memo; bulk requests (training) are computed
     directly, because their pairs rarely repeat and memoising them would only cost memory.
+    With a ``floor`` (Jaro-Winkler only), bulk pairs that surely stay below it are given 0.0
+    without being compared: they fail every threshold from ``floor`` up all the same.
     """
     out = np.zeros(len(a), dtype=np.float64)
     if not todo.any():
@@ -462,9 +557,18 @@ def _similarity_vector(
     lo = np.minimum(a[todo], b[todo]).astype(np.int64)
     hi = np.maximum(a[todo], b[todo]).astype(np.int64)
     keys, inverse = np.unique((lo << 32) | hi, return_inverse=True)
-    left = (keys >> 32).tolist()
-    right = (keys & 0xFFFFFFFF).tolist()
-    if len(keys) <= _BULK_SIMILARITY:
+    left_codes, right_codes = keys >> 32, keys & 0xFFFFFFFF
+    found = np.zeros(len(keys), dtype=np.float64)
+    bulk = len(keys) > _BULK_SIMILARITY
+    if bulk and floor is not None and measure == "jaro_winkler":
+        compare = np.flatnonzero(~cache.below_jaro_winkler(left_codes, right_codes, floor))
+        left = left_codes[compare].tolist()
+        right = right_codes[compare].tolist()
+    else:
+        compare = np.arange(len(keys))
+        left = left_codes.tolist()
+        right = right_codes.tolist()
+    if not bulk:
         memo = cache.jaro_winkler if measure == "jaro_winkler" else cache.edit_distance
         values = [memo(x, y) for x, y in zip(left, right, strict=True)]
     else:
@@ -475,7 +579,8 @@ def _similarity_vector(
             else jellyfish.damerau_levenshtein_distance
         )
         values = [function(string(x), string(y)) for x, y in zip(left, right, strict=True)]
-    out[todo] = np.asarray(values, dtype=np.float64)[inverse]
+    found[compare] = np.asarray(values, dtype=np.float64)
+    out[todo] = found[inverse]
     return out
 
 
@@ -514,9 +619,9 @@ def _vector_condition(
         a, b = v.pair(p["column"])
         todo = undecided & (a != 0) & (b != 0)
         if kind == "jaro_winkler":
-            sim = _similarity_vector(a, b, todo, v.cache, kind)
+            sim = v.similarity(p["column"], kind, todo)
             return _as_bool(todo & (sim >= float(p["threshold"])))
-        dist = _similarity_vector(a, b, todo, v.cache, kind)
+        dist = v.similarity(p["column"], kind, todo)
         return _as_bool(todo & (dist <= int(p["max_distance"])))
     if kind == "initials":
         ga, gb = v.pair("given_name")
@@ -559,6 +664,13 @@ class CompiledComparisons:
             tuple(_condition(lvl, store, cache) for lvl in spec.levels[:-1]) for spec in self.specs
         ]
         self._else_levels = [len(spec.levels) - 1 for spec in self.specs]
+        self._jaro_winkler_floor: dict[str, float] = {}
+        for spec in self.specs:
+            for lvl in spec.levels:
+                if lvl.kind == "jaro_winkler":
+                    column, threshold = str(lvl.params["column"]), float(lvl.params["threshold"])
+                    floor = self._jaro_winkler_floor.get(column, threshold)
+                    self._jaro_winkler_floor[column] = min(floor, threshold)
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -603,6 +715,7 @@ class CompiledComparisons:
     ) -> npt.NDArray[np.int8]:
         """Level indices for the pairs (left[n], right[n]), computed column-wise."""
         views = _ColumnViews(self.store, left, right, self._cache)
+        views.jaro_winkler_floor = self._jaro_winkler_floor
         out = np.empty((len(left), len(self.specs)), dtype=np.int8)
         for k, spec in enumerate(self.specs):
             levels = np.full(len(left), len(spec.levels) - 1, dtype=np.int8)

@@ -9,6 +9,7 @@ plain ``int`` quickly, which is what the pair-by-pair comparison loop needs.
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -43,7 +44,8 @@ class Vocabulary:
     """Interns strings to positive integer codes; code 0 stands for missing."""
 
     def __init__(self) -> None:
-        self._codes: dict[str, int] = {}
+        # Keyed by str only; typed to accept None so that a lookup needs no test first.
+        self._codes: dict[str | None, int] = {}
         self._strings: list[str] = [""]
         self._first_letters = array("i", [0])
 
@@ -99,27 +101,50 @@ class RecordStore:
             "street": {},
         }
         self.non_missing: dict[str, int] = dict.fromkeys(self.value_counts, 0)
+        self._column_list = [self.columns[name] for name in COLUMNS]
+        self._counted = [
+            (name, _COLUMN_INDEX[name], counts) for name, counts in self.value_counts.items()
+        ]
+
+    def __getstate__(self) -> dict[str, object]:
+        # The shortcuts to the columns and counts are rebuilt on loading, not saved twice.
+        state = dict(self.__dict__)
+        del state["_column_list"], state["_counted"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._column_list = [self.columns[name] for name in COLUMNS]
+        self._counted = [
+            (name, _COLUMN_INDEX[name], counts) for name, counts in self.value_counts.items()
+        ]
 
     def __len__(self) -> int:
         return len(self.record_ids)
 
     def encode(self, record: StandardRecord) -> EncodedRecord:
         """Turn a standardised record into its row of codes (interning new strings)."""
-        code = self.vocabulary.code
+        vocabulary = self.vocabulary
+        # Known strings are found in the vocabulary's dict directly (codes are never 0), new
+        # strings are added with `code`, and None and "" are 0.
+        known, code = vocabulary._codes.get, vocabulary.code
         parts = record.family_parts
+        texts = (
+            record.source,
+            record.national_id,
+            record.given_name,
+            record.initials,
+            record.family_name,
+            parts[0] if parts else None,
+            parts[1] if len(parts) > 1 else None,
+            record.postcode,
+            record.pc4,
+            record.house_addition,
+            record.city,
+            record.street,
+        )
         values = (
-            code(record.source),
-            code(record.national_id),
-            code(record.given_name),
-            code(record.initials),
-            code(record.family_name),
-            code(parts[0]) if parts else 0,
-            code(parts[1]) if len(parts) > 1 else 0,
-            code(record.postcode),
-            code(record.pc4),
-            code(record.house_addition),
-            code(record.city),
-            code(record.street),
+            *[known(text) or (code(text) if text else 0) for text in texts],
             record.birth_year or 0,
             record.birth_month or 0,
             record.birth_day or 0,
@@ -130,8 +155,11 @@ class RecordStore:
 
     def append(self, encoded: EncodedRecord, count_terms: bool = True) -> int:
         """Append an encoded record and return its row number."""
-        for name, value in zip(COLUMNS, encoded.values, strict=True):
-            self.columns[name].append(value)
+        values = encoded.values
+        if len(values) != len(self._column_list):
+            raise ValueError(f"expected {len(self._column_list)} values, got {len(values)}")
+        # One append per column, looped in C (this runs for every record of a batch).
+        deque(map(array.append, self._column_list, values), maxlen=0)
         self.record_ids.append(encoded.record_id)
         if count_terms:
             self.count_terms(encoded.values)
@@ -139,11 +167,12 @@ class RecordStore:
 
     def count_terms(self, values: tuple[int, ...]) -> None:
         """Add one record's values to the term-frequency counts."""
-        for name, counts in self.value_counts.items():
-            value = values[_COLUMN_INDEX[name]]
+        non_missing = self.non_missing
+        for name, position, counts in self._counted:
+            value = values[position]
             if value:
                 counts[value] = counts.get(value, 0) + 1
-                self.non_missing[name] += 1
+                non_missing[name] += 1
 
     def extend(self, records: Iterable[StandardRecord]) -> None:
         """Append many records."""

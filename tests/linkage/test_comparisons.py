@@ -209,3 +209,23 @@ def test_numpy_levels_equal_pairwise_levels(raws: list[RawRecord]) -> None:
     # Levels do not depend on which record is left and which right.
     swapped = compiled.matrix_for(j.astype(np.int64), i.astype(np.int64))
     assert (swapped == matrix).all()
+
+
+def test_bulk_numpy_levels_equal_pairwise_levels_on_a_generated_population() -> None:
+    # Enough distinct name pairs for the bulk path, which skips Jaro-Winkler for pairs
+    # whose similarity is bounded below every threshold: the levels must stay those of the loop.
+    from linkwatch.linkage.dutch_identities import make_population
+
+    raws, _ = make_population(400, seed=7)
+    store = RecordStore()
+    store.extend(standardise(r) for r in raws)
+    compiled = CompiledComparisons(DEFAULT_COMPARISONS, store)
+    rng = np.random.default_rng(3)
+    i = rng.integers(0, len(store), 6000)
+    j = rng.integers(0, len(store), 6000)
+    matrix = compiled.matrix_for(i.astype(np.int64), j.astype(np.int64))
+    pairwise = np.array([compiled.levels(int(a), int(b)) for a, b in zip(i, j, strict=True)])
+    assert (matrix == pairwise).all()
+    # Some pairs are close in name (levels between exact and else), so the bound was tested.
+    given_name = [spec.name for spec in DEFAULT_COMPARISONS].index("given_name")
+    assert ((matrix[:, given_name] == 2) | (matrix[:, given_name] == 3)).any()
