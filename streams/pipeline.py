@@ -133,40 +133,26 @@ class Pipeline:
         areas = [self.areas.update(r) for r in records]
         return self.sink.write_areas(areas)
 
-    def process(
-        self,
-        messages: Sequence[RawMessage],
-        log_written: Callable[[BatchOutput], None] | None = None,
-        *,
-        exact_replay: bool = False,
-    ) -> BatchOutput:
-        """Ingest, link, enrich and load one batch.
-
-        ``log_written`` is called with the batch's linker-log entries and its manifest
-        (the offsets it covers) before the warehouse is loaded, and must return only when
-        they are durable: whatever the warehouse holds, the log holds too, so a restarted
-        linker gives replayed events the persons the warehouse has, and a batch cut off by
-        a crash can be formed again exactly.
+    def process(self, messages: Sequence[RawMessage], *, exact_replay: bool = False) -> BatchOutput:
+        """Ingest, link, enrich and load one batch (:meth:`prepare`, then :meth:`load`).
 
         ``exact_replay``: ``messages`` are exactly a batch of a manifest. Its rows are sent
         again whole, with the same deduplication token: the warehouse drops what it has
         and writes what a crash left out, in the event table and in every view fed by it.
         """
-        out, job = self.prepare(messages, log_written, exact_replay=exact_replay)
+        out, job = self.prepare(messages, exact_replay=exact_replay)
         self.load(job)
         return out
 
     def prepare(
-        self,
-        messages: Sequence[RawMessage],
-        log_written: Callable[[BatchOutput], None] | None = None,
-        *,
-        exact_replay: bool = False,
+        self, messages: Sequence[RawMessage], *, exact_replay: bool = False
     ) -> tuple[BatchOutput, LoadJob]:
         """Ingest, link and enrich one batch: its outputs and the rows :meth:`load` writes.
 
-        The caller makes the log entries durable before it loads the rows (here, with
-        ``log_written``, or itself before calling :meth:`load`).
+        A worker makes the batch's linker-log entries and manifest (the offsets it covers)
+        durable before it loads the rows: whatever the warehouse holds, the log holds too,
+        so a restarted linker gives replayed events the persons the warehouse has, and a
+        batch cut off by a crash can be formed again exactly.
         """
         out = BatchOutput()
         ingested = ingest_batch(messages, self.registry, now=self.now)
@@ -177,8 +163,6 @@ class Pipeline:
             for e, entry in _paired(ingested.events, decisions, entries)
         ]
         out.manifest = _manifest(messages)
-        if log_written is not None:
-            log_written(out)
         merge_rows: list[dict[str, Any]] = []
         person_rows: list[dict[str, Any]] = []
         for event, decision in zip(ingested.events, decisions, strict=True):

@@ -19,13 +19,11 @@ from linkwatch.dashboards.panels import PANELS
 from linkwatch.dashboards.sample_data import load_sample, sample_events
 from linkwatch.dashboards.web import create_app
 from linkwatch.streams.warehouse import EmbeddedWarehouse
+from tests.browser import CHROMIUM, watch_console
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed (/usr/bin/chromium)"
 )
-# Messages Chromium prints that are not the page's errors (no system bus here).
-IGNORED_CONSOLE = ("dbus", "Failed to connect to the bus")
 
 
 def free_port() -> int:
@@ -75,16 +73,7 @@ def test_dashboard_renders_filters_exports_and_suppresses(
         browser = pw.chromium.launch(executable_path=CHROMIUM)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning")
-                    and not any(s in m.text for s in IGNORED_CONSOLE)
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+            watch_console(page, problems)
             page.set_default_timeout(15_000)
             page.goto(dashboard_url + "/")
             page.wait_for_function("document.body.dataset.refreshed !== undefined", timeout=30_000)

@@ -22,6 +22,7 @@ from linkwatch.dashboards.panels import PANELS
 from linkwatch.deploy.kafka import KafkaBroker
 from linkwatch.deploy.process import free_ports
 from linkwatch.streams.publish import ProviderPublisher, publish_areas
+from tests.browser import CHROMIUM, watch_console
 from tests.pipeline.harness import (
     LINKWATCH,
     POLICY,
@@ -31,8 +32,6 @@ from tests.pipeline.harness import (
     worker_env,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-IGNORED_CONSOLE = ("dbus", "Failed to connect to the bus")
 # Panels that need a signal in the data (a Long COVID case, an open alert) may be empty for a
 # small population; they must then say so rather than fail.
 MAY_BE_EMPTY = {"long_covid_weekly", "alerts_open"}
@@ -91,16 +90,7 @@ def test_the_dashboard_shows_what_the_pipeline_loaded(
             browser = pw.chromium.launch(executable_path=CHROMIUM)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.on(
-                    "console",
-                    lambda m: (
-                        problems.append(f"console {m.type}: {m.text}")
-                        if m.type in ("error", "warning")
-                        and not any(s in m.text for s in IGNORED_CONSOLE)
-                        else None
-                    ),
-                )
-                page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+                watch_console(page, problems)
                 page.set_default_timeout(20_000)
                 page.goto(f"http://127.0.0.1:{dashboard_port}/")
                 page.wait_for_function(
