@@ -196,6 +196,10 @@ class LinkageEngine:
         """The current person id of a stored record."""
         return person_label(self._find(self._record_person[row]))
 
+    def first_person_of_row(self, row: int) -> str:
+        """The person id a stored record was given when it was added (before later merges)."""
+        return person_label(self._record_person[row])
+
     def person_ids(self) -> list[str]:
         """Current person id of every stored record, by row."""
         return [person_label(self._find(p)) for p in self._record_person]

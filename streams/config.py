@@ -99,6 +99,17 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("true or false")
+
+
 def _optional_path(value: Any) -> Path | None:
     return None if value in (None, "") else _path(value)
 
@@ -243,6 +254,14 @@ FIELDS: tuple[Field, ...] = (
         "new identities between two snapshots of the linker (a restart replays at most these)",
     ),
     Field(
+        "shared_sink",
+        "LINKWATCH_SHARED_SINK",
+        _flag,
+        False,
+        "every worker loads the warehouse from linkwatch.linked.v1, sharing its partitions "
+        "(scale-out; needs CLICKHOUSE_URL)",
+    ),
+    Field(
         "alerting_interval",
         "LINKWATCH_ALERTING_INTERVAL",
         _positive_seconds,
@@ -276,6 +295,7 @@ class Settings:
     batch_size: int
     batch_wait: float
     snapshot_every: int
+    shared_sink: bool
     alerting_interval: float
 
     @classmethod
@@ -318,6 +338,12 @@ class Settings:
                 raise ConfigError(f"{source}={raw!r} is not valid: expected {exc}") from None
         settings = cls(**values)
         settings._check_ports()
+        if settings.shared_sink and settings.clickhouse_url is None:
+            raise ConfigError(
+                "LINKWATCH_SHARED_SINK=true needs a ClickHouse server (CLICKHOUSE_URL): "
+                "workers that share the loading share one warehouse, and the embedded one "
+                "belongs to a single process"
+            )
         return settings
 
     def _check_ports(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -42,20 +43,30 @@ class Lease:
         )
         self._thread = threading.Thread(target=self._keep, name="lease", daemon=True)
 
-    def acquire(self, say: Any = log.info) -> None:
-        """Join the group and wait (as a standby) until this worker holds the lease."""
+    def acquire(self, say: Any = log.info) -> bool:
+        """Join the group and wait (as a standby) until this worker holds the lease.
+
+        False when the lease was released (the worker is stopping) before it came.
+        """
         self._consumer.subscribe(
             [topics.WORKER_LEASE.name], on_assign=self._assigned, on_revoke=self._revoked
         )
         self._thread.start()
-        if not self.held.wait(15.0):
-            say("standby: another worker holds the linker; waiting to take over")
-            self.held.wait()
+        waiting_since = time.monotonic()
+        told = False
+        while not self.held.wait(0.5):
+            if self._stop.is_set():
+                return False
+            if not told and time.monotonic() - waiting_since > 15.0:
+                say("standby: another worker holds the linker; waiting to take over")
+                told = True
         say("this worker is the active linker")
+        return True
 
     def release(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
 
     def _keep(self) -> None:
         try:

@@ -206,11 +206,13 @@ class StreamLinker:
         return decisions
 
     def _replayed(self, event_id: str) -> LinkDecision:
-        """An event indexed before: its current person, with the outcome it was linked with."""
+        """An event indexed before, decided as it was then: the person, outcome and weight it
+        was linked with. Merges since then are events of their own, so a replayed event's
+        row (and the partition of ``linkwatch.linked.v1`` it goes to) is the first one's."""
         row = self._row_of[event_id]
         return LinkDecision(
             event_id,
-            self.engine.person_of_row(row),
+            self.engine.first_person_of_row(row),
             OUTCOMES[self._outcome[row]],
             float(self._weight[row]),
             replayed=True,

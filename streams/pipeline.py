@@ -81,14 +81,10 @@ class Pipeline:
         # surviving person -> every person merged into it, so a later merge of the
         # survivor can point all of them at the new survivor.
         self._absorbed: dict[str, set[str]] = {}
-        # (topic, partition) -> highest offset the warehouse held when first met here.
-        self._stored_high: dict[tuple[str, int], int] = {}
-        self._stored_lock = threading.Lock()
-        #: Rows not inserted because the warehouse already held them (replays).
-        self.skipped_stored = 0
-        #: Seconds a batch waits for an unreachable warehouse before the error goes up.
-        self.outage_limit = 600.0
-        self.sleep: Callable[[float], None] = time.sleep
+        self.events = EventLoader(sink)
+        #: False when other processes load the events (from ``linkwatch.linked.v1``): this
+        #: one then writes only persons and merges.
+        self.load_events = True
 
     def restore(self, log: Iterable[bytes]) -> int:
         """Rebuild the linker (and the merge map) from the linker's log.
@@ -173,7 +169,7 @@ class Pipeline:
                 self.areas,
             )
             out.rows.append(row)
-            out.linked.append((event.event_id.encode(), _json(row)))
+            out.linked.append((row["person_id"].encode(), _json(row)))  # a person's events together
             if decision.outcome in ("new", "review"):  # replacing rows: a replay rewrites them
                 person_rows.append(_person(row, event.identity, len(self.linker)))
             for merge in decision.merges:
@@ -188,21 +184,70 @@ class Pipeline:
         return out, LoadJob(out.rows, person_rows, merge_rows, exact_replay)
 
     def load(self, job: LoadJob) -> None:
-        """Write a prepared batch's rows (idempotently; see :meth:`_load`)."""
-        self._load(job.rows, job.person_rows, job.merge_rows, exact_replay=job.exact_replay)
+        """Write a prepared batch's rows (idempotently; see :class:`EventLoader`)."""
+        self.events.load(
+            job.rows if self.load_events else [],
+            job.person_rows,
+            job.merge_rows,
+            exact_replay=job.exact_replay,
+        )
 
-    def _load(
+    def forget_partitions(self) -> None:
+        """Look again at what the warehouse holds (after partitions were reassigned)."""
+        self.events.forget_partitions()
+
+    def _follow(
+        self, merges: Sequence[MergeEvent], *, version: int, when: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for merge in merges:
+            moved = self._absorbed.pop(merge.old_person, set()) | {merge.old_person}
+            self._absorbed.setdefault(merge.surviving_person, set()).update(moved)
+            for person in sorted(moved):
+                rows.append(
+                    {
+                        "person_id": person,
+                        "canonical_person_id": merge.surviving_person,
+                        "merged_at": when or dt.datetime.now(dt.UTC),
+                        "version": version,
+                    }
+                )
+        return rows
+
+
+class EventLoader:
+    """Linked-event rows into the warehouse, each provider (topic, partition, offset) once.
+
+    Used by the pipeline, and by every worker that loads ``linkwatch.linked.v1`` when the
+    loading is shared. Correct as long as one process at a time writes the rows of any
+    given provider event (the pipeline holds all partitions; shared loaders get each
+    event from one partition of the linked topic, always the same one).
+    """
+
+    def __init__(self, sink: WarehouseSink) -> None:
+        self.sink = sink
+        # (topic, partition) -> highest offset the warehouse held when first met here.
+        self._stored_high: dict[tuple[str, int], int] = {}
+        self._stored_lock = threading.Lock()
+        #: Rows not inserted because the warehouse already held them (replays).
+        self.skipped_stored = 0
+        #: Seconds a batch waits for an unreachable warehouse before the error goes up.
+        self.outage_limit = 600.0
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def load(
         self,
         rows: list[dict[str, Any]],
-        person_rows: list[dict[str, Any]],
-        merge_rows: list[dict[str, Any]],
+        person_rows: Sequence[dict[str, Any]] = (),
+        merge_rows: Sequence[dict[str, Any]] = (),
         exact_replay: bool = False,
-    ) -> None:
+    ) -> int:
         """Write a batch's rows; while the warehouse is unreachable, wait and try again.
 
         Each attempt looks again at what the warehouse holds, so an insert that landed
         although its acknowledgement was lost is not repeated. After ``outage_limit``
-        seconds the error goes up (and the worker stops, to be restarted).
+        seconds the error goes up (and the worker stops, to be restarted). Returns the
+        event rows written.
         """
         delay, waited = 1.0, 0.0
         while True:
@@ -213,7 +258,7 @@ class Pipeline:
                     self.sink.write_rows("persons", person_rows)
                 if merge_rows:
                     self.sink.write_rows("person_merges", merge_rows)
-                return
+                return len(rows if exact_replay else fresh)
             except WarehouseUnavailable as exc:
                 if waited >= self.outage_limit:
                     raise
@@ -231,7 +276,7 @@ class Pipeline:
             self._stored_high.clear()
 
     def _not_yet_stored(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Rows minus those the warehouse already holds.
+        """Rows minus those the warehouse already holds (and minus repeats within ``rows``).
 
         A partition's offsets up to the highest one stored (as read when this process
         first met the partition, then raised by every batch it stores) may be in the
@@ -239,7 +284,7 @@ class Pipeline:
         cut differently. Those are looked up, and only those; offsets beyond are new.
         """
         with self._stored_lock:
-            return self._filter_stored(rows)
+            return self._filter_stored(_first_of_each(rows))
 
     def _filter_stored(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         suspects: dict[tuple[str, int], list[int]] = {}
@@ -267,23 +312,17 @@ class Pipeline:
             if (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]) not in stored
         ]
 
-    def _follow(
-        self, merges: Sequence[MergeEvent], *, version: int, when: dt.datetime | None = None
-    ) -> list[dict[str, Any]]:
-        rows = []
-        for merge in merges:
-            moved = self._absorbed.pop(merge.old_person, set()) | {merge.old_person}
-            self._absorbed.setdefault(merge.surviving_person, set()).update(moved)
-            for person in sorted(moved):
-                rows.append(
-                    {
-                        "person_id": person,
-                        "canonical_person_id": merge.surviving_person,
-                        "merged_at": when or dt.datetime.now(dt.UTC),
-                        "version": version,
-                    }
-                )
-        return rows
+
+def _first_of_each(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without a second row of the same provider event (a replay within a batch)."""
+    seen: set[tuple[str, int, int]] = set()
+    out = []
+    for r in rows:
+        key = (r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out if len(out) < len(rows) else rows
 
 
 def _manifest(messages: Sequence[RawMessage]) -> dict[str, dict[str, list[int]]]:

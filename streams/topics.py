@@ -44,7 +44,10 @@ LINKER_LOG = TopicSpec(
     KEEP_FOREVER,
 )
 LINKED = TopicSpec(
-    "linkwatch.linked.v1", 4, "events with person id, SES and age band", KEEP_FOREVER
+    "linkwatch.linked.v1",
+    4,
+    "events with person id, SES and age band, keyed by the person id they were linked to",
+    KEEP_FOREVER,
 )
 MERGES = TopicSpec("linkwatch.merges.v1", 1, "person merges (old id -> surviving id)", KEEP_FOREVER)
 REVIEW = TopicSpec("linkwatch.review.v1", 1, "grey-zone pairs for clerical review", KEEP_FOREVER)

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +57,7 @@ from linkwatch.streams.kafka_clients import make_consumer, make_producer, read_r
 from linkwatch.streams.lease import Lease
 from linkwatch.streams.linker import StreamLinker, record_from_log
 from linkwatch.streams.pipeline import BatchOutput, LoadJob, Pipeline
+from linkwatch.streams.shared_sink import SharedLoader
 from linkwatch.streams.sink import WarehouseSink
 from linkwatch.streams.snapshots import read_snapshot, snapshot_path, write_snapshot
 from linkwatch.streams.warehouse import Warehouse, open_warehouse
@@ -67,6 +69,8 @@ log = logging.getLogger("linkwatch.worker")
 #: The consumer group of the provider loop (Faust's own group is the application id).
 WORKER_GROUP = "linkwatch-pipeline"
 T = TypeVar("T")
+#: A message to produce: topic, key, value, headers, timestamp (ms; 0 for now).
+Outgoing = tuple[str, bytes | None, bytes, Any, int]
 
 
 class WorkerError(RuntimeError):
@@ -173,20 +177,45 @@ class WorkerState:
         self.backlog: int | None = None  # None until first measured
         # Area records from the reference topic's agent, applied by the pipeline thread.
         self.pending_areas: queue.Queue[list[dict[str, Any]]] = queue.Queue()
+        # With a shared load: the lease this worker waits for before it links, and its
+        # share of the warehouse load (see shared_sink).
+        self.lease: Lease | None = None
+        self.shared: SharedLoader | None = None
 
     def _fresh_pipeline(self) -> Pipeline:
-        return Pipeline(
+        pipeline = Pipeline(
             SchemaRegistry.shipped(),
             StreamLinker(self.model),
             WarehouseSink(self.warehouse, self.settings.database),
         )
+        pipeline.load_events = not self.settings.shared_sink
+        return pipeline
+
+    def start_shared_load(self, lease: Lease) -> None:
+        """Load this worker's share of ``linkwatch.linked.v1`` now; link once ``lease`` is held."""
+        self.lease = lease
+        self.shared = SharedLoader(
+            self.settings.bootstrap_servers,
+            open_warehouse(self.settings.clickhouse_url, self.settings.embedded_warehouse_dir),
+            self.settings.database,
+            self.metrics,
+            batch_size=self.settings.batch_size,
+            batch_wait=self.settings.batch_wait,
+            on_failure=_stop_process,
+        )
+        self.shared.start()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on the pipeline thread."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def recover(self) -> None:
-        """Area table and linker from their topics (blocking; run in a thread)."""
+        """Area table and linker from their topics (blocking; run in a thread).
+
+        With a shared load, this first waits (as a standby) for the linker's lease.
+        """
+        if self.lease is not None and not self.lease.acquire():
+            return  # stopped while standing by
         bootstrap = self.settings.bootstrap_servers
         registry = self.pipeline.registry
         areas = [registry.decode(v)[1] for _, v in read_topic(bootstrap, topics.AREA_SES.name) if v]
@@ -263,7 +292,12 @@ class WorkerState:
         the warehouse may be loaded (:meth:`complete`)."""
         started = time.monotonic()
         out, job = self.pipeline.prepare(messages, exact_replay=exact_replay)
-        self._send(self._log_messages(out) + self._output_messages(out))
+        stamps = {
+            (m.topic, m.partition, m.offset): round(t * 1000)
+            for m, t in zip(messages, produced_at, strict=True)
+            if t > 0
+        }
+        self._send(self._log_messages(out) + self._output_messages(out, stamps))
         self.log_position += len(out.log_entries)
         if self.log_position - self.snapshot_position >= self.settings.snapshot_every:
             self.save_snapshot()
@@ -280,15 +314,17 @@ class WorkerState:
         for (source, outcome), n in collections.Counter(
             (row["source"], row["link_outcome"]) for row in out.rows
         ).items():
-            m.events.labels(source).inc(n)
+            if self.shared is None:
+                m.events.labels(source).inc(n)
             m.outcomes.labels(outcome).inc(n)
         for reason, n in collections.Counter(d.reason_code for d in out.dead_letters).items():
             m.dead.labels(reason).inc(n)
         m.merges.inc(len(out.merges))
         m.replayed.inc(out.replayed)
-        for t in produced_at:
-            if t > 0:
-                m.latency.observe(max(0.0, done - t))
+        if self.shared is None:  # else the loaders count what they load, when they load it
+            for t in produced_at:
+                if t > 0:
+                    m.latency.observe(max(0.0, done - t))
         stamps = [t for t in produced_at if t > 0]
         self.batch_lag_seconds = max(0.0, done - min(stamps)) if stamps else 0.0
         self.processed += len(out.rows)
@@ -470,25 +506,43 @@ class WorkerState:
         self.backlog = backlog if assignment else None
 
     @staticmethod
-    def _log_messages(out: BatchOutput) -> list[tuple[str, bytes | None, bytes, Any]]:
+    def _log_messages(out: BatchOutput) -> list[Outgoing]:
         """The batch's linker-log entries and its manifest (durable before the load)."""
         manifest = json.dumps({"ranges": out.manifest}, separators=(",", ":")).encode()
-        return [(topics.LINKER_LOG.name, key, entry, None) for key, entry in out.log_entries] + [
-            (topics.SINK_BATCHES.name, None, manifest, None)
+        return [(topics.LINKER_LOG.name, key, entry, None, 0) for key, entry in out.log_entries] + [
+            (topics.SINK_BATCHES.name, None, manifest, None, 0)
         ]
 
     @staticmethod
-    def _output_messages(out: BatchOutput) -> list[tuple[str, bytes | None, bytes, Any]]:
-        """A batch's dead letters and its linked / merge / review messages."""
+    def _output_messages(
+        out: BatchOutput, stamps: dict[tuple[str, int, int], int] | None = None
+    ) -> list[Outgoing]:
+        """A batch's dead letters and its linked / merge / review messages.
+
+        A linked message carries its event's publish time (``stamps``, ms), so a worker
+        that loads it from the linked topic measures the whole way from the provider.
+        """
+        stamps = stamps or {}
+        linked: list[Outgoing] = [
+            (
+                topics.LINKED.name,
+                k,
+                v,
+                None,
+                stamps.get((row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]), 0),
+            )
+            for (k, v), row in zip(out.linked, out.rows, strict=True)
+        ]
         return (
-            [(topics.DLQ.name, d.key, d.to_json(), d.headers()) for d in out.dead_letters]
-            + [(topics.LINKED.name, k, v, None) for k, v in out.linked]
-            + [(topics.MERGES.name, k, v, None) for k, v in out.merges]
-            + [(topics.REVIEW.name, k, v, None) for k, v in out.reviews]
+            [(topics.DLQ.name, d.key, d.to_json(), d.headers(), 0) for d in out.dead_letters]
+            + linked
+            + [(topics.MERGES.name, k, v, None, 0) for k, v in out.merges]
+            + [(topics.REVIEW.name, k, v, None, 0) for k, v in out.reviews]
         )
 
-    def _send(self, messages: list[tuple[str, bytes | None, bytes, Any]]) -> None:
-        """Produce ``messages`` (topic, key, value, headers) and wait for every acknowledgement."""
+    def _send(self, messages: list[Outgoing]) -> None:
+        """Produce ``messages`` (topic, key, value, headers, timestamp in ms or 0 for now) and
+        wait for every acknowledgement."""
         if not messages:
             return
         failures: list[str] = []
@@ -497,18 +551,23 @@ class WorkerState:
             if err is not None:
                 failures.append(str(err))
 
-        def send(topic: str, key: bytes | None, value: bytes, headers: Any = None) -> None:
+        def send(topic: str, key: bytes | None, value: bytes, headers: Any, stamp: int) -> None:
             while True:
                 try:
                     self.producer.produce(
-                        topic, key=key, value=value, headers=headers, on_delivery=on_delivery
+                        topic,
+                        key=key,
+                        value=value,
+                        headers=headers,
+                        timestamp=stamp,
+                        on_delivery=on_delivery,
                     )
                     return
                 except BufferError:
                     self.producer.poll(0.05)
 
-        for topic, key, value, headers in messages:
-            send(topic, key, value, headers)
+        for topic, key, value, headers, stamp in messages:
+            send(topic, key, value, headers, stamp)
         remaining = self.producer.flush(120)
         if remaining or failures:
             raise WorkerError(
@@ -524,7 +583,10 @@ class WorkerState:
                 "location": self.warehouse.location,
             },
             "ready": self.ready,
+            "role": "active" if self.ready else "standby",
             "processed": self.processed,
+            "loaded": self.shared.loaded if self.shared else self.processed,
+            "loading_partitions": self.shared.partitions if self.shared else None,
             "dead_lettered": self.dead_lettered,
             "indexed_identities": len(self.pipeline.linker),
             "linker_log_position": self.log_position,
@@ -532,6 +594,13 @@ class WorkerState:
             "areas": len(self.pipeline.areas),
             "uptime_seconds": round(time.time() - self.started, 1),
         }
+
+
+def _stop_process(exc: BaseException) -> None:
+    """A failed stage ends the worker, uncommitted, so that its batch is taken again."""
+    log.error("stopping the worker: %s", exc)
+    logging.shutdown()
+    os._exit(1)
 
 
 def batch_ends(messages: list[RawMessage]) -> dict[tuple[str, int], int]:
@@ -599,7 +668,12 @@ def faust_app(settings: Settings, app_id: str = "linkwatch-worker") -> faust.App
 def create_app(state: WorkerState) -> Any:
     """The Faust application around ``state``."""
     settings = state.settings
-    app = faust_app(settings)
+    # Faust's group only takes the area topic. With a shared load every worker runs the
+    # application and each needs every area record, so each has a group of its own.
+    app_id = "linkwatch-worker"
+    if settings.shared_sink:
+        app_id = f"linkwatch-worker-{socket.gethostname()}-{settings.worker_port}"
+    app = faust_app(settings, app_id)
     areas = app.topic(topics.AREA_SES.name, key_serializer="raw", value_serializer="raw")
     recovering: dict[str, asyncio.Future[None] | None] = {"future": None}
 
@@ -629,6 +703,8 @@ def create_app(state: WorkerState) -> Any:
         future = None
         try:
             await ensure_ready()
+            if not state.ready:  # stopped while standing by
+                return
             future = asyncio.get_running_loop().run_in_executor(
                 state.executor, state.consume, state.stopping
             )
@@ -672,15 +748,17 @@ def create_app(state: WorkerState) -> Any:
     @app.timer(10.0)  # type: ignore[untyped-decorator]
     async def report_progress() -> None:
         # A progress line while a backlog drains; quiet once the worker is idle.
-        now, done = time.monotonic(), state.processed
+        now = time.monotonic()
+        done = state.shared.loaded if state.shared else state.processed
         if done != progress["seen"]:
             rate = (done - progress["seen"]) / max(now - progress["at"], 1e-9)
             log.info(
-                "loaded %d events (%.0f/s), %d dead-lettered, %d identities indexed",
+                "loaded %d events (%.0f/s), %d dead-lettered, %d identities indexed%s",
                 done,
                 rate,
                 state.dead_lettered,
                 len(state.pipeline.linker),
+                "" if state.ready else " (standby)",
             )
         progress["seen"], progress["at"] = done, now
 
@@ -745,8 +823,13 @@ def run(settings: Settings, dashboard_port: int | None = None) -> None:
     require_model(settings)
     topics.ensure_topics(settings.bootstrap_servers)
     lease = Lease(settings.bootstrap_servers)
-    lease.acquire()
-    state = open_state(settings)
+    if settings.shared_sink:
+        # Loads its share at once; the linker's lease is awaited by the recovery.
+        state = open_state(settings)
+        state.start_shared_load(lease)
+    else:
+        lease.acquire()
+        state = open_state(settings)
     if dashboard_port:
         serve_dashboard(state, dashboard_port)
     app = create_app(state)
@@ -754,6 +837,8 @@ def run(settings: Settings, dashboard_port: int | None = None) -> None:
     try:
         worker.execute_from_commandline()
     finally:
+        if state.shared is not None:
+            state.shared.stop()
         state.producer.flush(30)
         state.warehouse.close()
         lease.release()

@@ -45,6 +45,8 @@ def test_config_file_from_the_environment(tmp_path: Path) -> None:
         ({"LINKWATCH_KAFKA_VERSION": "3.6.0"}, "Kafka 3.9.0 or newer"),
         ({"LINKWATCH_KAFKA_HEAP": "lots"}, "JVM heap size"),
         ({"LINKWATCH_START_TIMEOUT": "-1"}, "seconds > 0"),
+        ({"LINKWATCH_SHARED_SINK": "perhaps"}, "expected true or false"),
+        ({"LINKWATCH_SHARED_SINK": "true"}, "needs a ClickHouse server (CLICKHOUSE_URL)"),
     ],
 )
 def test_invalid_values_name_the_setting_the_value_and_what_was_expected(
@@ -74,3 +76,9 @@ def test_a_broken_file_is_reported_with_its_path(tmp_path: Path) -> None:
 def test_two_servers_cannot_share_a_port() -> None:
     with pytest.raises(ConfigError, match="both 9092"):
         Settings.load(environ={"LINKWATCH_CLICKHOUSE_TCP_PORT": "9092"})
+
+
+def test_a_shared_load_with_a_clickhouse_server() -> None:
+    env = {"LINKWATCH_SHARED_SINK": "yes", "CLICKHOUSE_URL": "clickhouse://localhost:19000"}
+    assert Settings.load(environ=env).shared_sink
+    assert not Settings.load(environ={}).shared_sink

@@ -109,13 +109,15 @@ def wait_for(
     raise AssertionError(f"worker did not get there in {timeout} s: {status(port)}")
 
 
-def provider_lag(bootstrap: str, group: str = WORKER_GROUP) -> int:
-    """Provider messages the worker's consumer group has not committed yet (-1: unknown)."""
+def provider_lag(
+    bootstrap: str,
+    group: str = WORKER_GROUP,
+    specs: tuple[topics.TopicSpec, ...] = topics.PROVIDER_TOPICS,
+) -> int:
+    """Messages of ``specs`` (the provider topics) ``group`` has not committed yet (-1: unknown)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        parts = [
-            TopicPartition(t.name, p) for t in topics.PROVIDER_TOPICS for p in range(t.partitions)
-        ]
+        parts = [TopicPartition(t.name, p) for t in specs for p in range(t.partitions)]
         try:
             committed = consumer.committed(parts, timeout=10)
             lag = 0
@@ -180,6 +182,13 @@ def snapshot_of(wh: Warehouse, db: str = "linkwatch") -> dict[str, Any]:
             f"FROM {db}.person_merges GROUP BY person_id"
         )
     )
+    out["event_fields"] = {
+        event_id: fields
+        for event_id, *fields in q(
+            "SELECT event_id, source, provider_id, toUnixTimestamp(event_time), "
+            f"age_band, sex, pc4, region, ses_quintile, codes FROM {db}.linked_events"
+        )
+    }
     out["persons"] = {
         event_id: canonical.get(person, person)
         for event_id, person in q(f"SELECT event_id, person_id FROM {db}.linked_events")

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from linkwatch.dashboards.model import create_model
 from linkwatch.streams.enrich import AreaTable, LinkOutcome, age_at, age_band, linked_row
 from linkwatch.streams.ingest import IngestedEvent
+from linkwatch.streams.pipeline import EventLoader, _json
+from linkwatch.streams.shared_sink import row_from_linked
 from linkwatch.streams.sink import WarehouseSink
 from linkwatch.streams.warehouse import EmbeddedWarehouse
 
@@ -122,6 +124,24 @@ def _counts(wh: EmbeddedWarehouse, db: str) -> tuple[int, int, int]:
         f"SELECT sum(events) FROM {db}.weekly_counts WHERE code_group = 'all'"
     ).scalar()
     return int(raw[0]), int(raw[1]), int(weekly)
+
+
+def test_a_linked_message_gives_back_its_row() -> None:
+    for row in _rows(20, seed=3):
+        assert row_from_linked(_json(row)) == row
+
+
+def test_an_event_seen_twice_in_one_batch_is_loaded_once(
+    embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
+) -> None:
+    # A shared loader can meet an event and its replay in one batch of the linked topic.
+    create_model(embedded_warehouse, warehouse_db)
+    loader = EventLoader(WarehouseSink(embedded_warehouse, warehouse_db))
+    rows = _rows(500, seed=4)
+    assert loader.load(rows[:300] + rows[200:400]) == 400
+    loader.forget_partitions()  # as after a rebalance: what is stored is read again
+    assert loader.load(rows[350:]) == 100
+    assert _counts(embedded_warehouse, warehouse_db) == (500, 500, 500)
 
 
 def test_replayed_blocks_are_dropped_and_views_stay_equal_to_the_raw_rows(

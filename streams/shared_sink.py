@@ -1,0 +1,172 @@
+"""The shared load: every worker loads the warehouse from ``linkwatch.linked.v1``.
+
+With ``LINKWATCH_SHARED_SINK=true`` the loading stage scales with the partitions of the
+linked topic. The active linker still ingests, links and enriches every provider event
+and publishes each linked row (keyed by the person id it was linked to, stamped with
+the provider's publish time); it writes persons and merges itself. Every worker, the
+active one and the standbys alike, runs a :class:`SharedLoader` in the consumer group
+``linkwatch-loader``: Kafka shares the linked partitions among them, and each loads
+the rows of its partitions in batches, then commits their offsets.
+
+Why this stays exact with several loaders:
+
+* A provider event's rows always reach the same linked partition: a replayed event
+  keeps the person id it was first linked to (merges travel as merges), so its key,
+  and with it the partition, never changes. One loader at a time owns a partition, so
+  the offset check of :class:`~linkwatch.streams.pipeline.EventLoader` (rows at or below
+  the highest stored offset of their provider partition are looked up) sees every copy
+  it could duplicate; a partition moved to another loader is read again from the
+  warehouse (``on_assign``).
+* All rows of one person id go through one loader at a time, so the Long COVID views,
+  which read a person's state before each inserted block, never see two blocks of one
+  person inserted at once.
+
+The embedded warehouse belongs to one process, so sharing needs a ClickHouse server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, TopicPartition
+
+from linkwatch.streams import topics
+from linkwatch.streams.kafka_clients import make_consumer
+from linkwatch.streams.pipeline import EventLoader
+from linkwatch.streams.sink import WarehouseSink
+from linkwatch.streams.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from linkwatch.streams.worker import Metrics
+
+log = logging.getLogger("linkwatch.worker")
+#: The consumer group of the loaders of ``linkwatch.linked.v1``.
+LOADER_GROUP = "linkwatch-loader"
+
+
+def row_from_linked(value: bytes) -> dict[str, Any]:
+    """The ``linked_events`` row of one ``linkwatch.linked.v1`` message."""
+    row: dict[str, Any] = json.loads(value)
+    row["event_time"] = dt.datetime.fromisoformat(row["event_time"])
+    return row
+
+
+class SharedLoader:
+    """One worker's share of the warehouse load, on a thread of its own."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        warehouse: Warehouse,
+        database: str,
+        metrics: Metrics,
+        *,
+        batch_size: int,
+        batch_wait: float,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.loader = EventLoader(WarehouseSink(warehouse, database))
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait
+        self.loaded = 0
+        self.partitions: list[int] = []
+        self.failed: BaseException | None = None
+        self.on_failure = on_failure
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shared-loader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.stopping.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.run(self.stopping)
+        except BaseException as exc:  # the worker stops when its loader fails (see worker)
+            self.failed = exc
+            log.exception("the shared loader failed")
+            if self.on_failure is not None:
+                self.on_failure(exc)
+
+    def run(self, stopping: threading.Event) -> None:
+        """Consume, load, commit until ``stopping`` is set (a batch is finished first)."""
+        consumer = make_consumer(
+            self.bootstrap_servers,
+            LOADER_GROUP,
+            session_timeout_ms=10_000,
+            max_poll_interval_ms=900_000,
+        )
+
+        def assigned(_consumer: Any, parts: list[TopicPartition]) -> None:
+            self.loader.forget_partitions()
+            self.partitions = sorted(tp.partition for tp in parts)
+            log.info("linked partitions to load: %s", self.partitions)
+
+        def revoked(_consumer: Any, parts: list[TopicPartition]) -> None:
+            self.partitions = []
+
+        consumer.subscribe([topics.LINKED.name], on_assign=assigned, on_revoke=revoked)
+        try:
+            while not stopping.is_set():
+                batch = consumer.consume(self.batch_size, timeout=self.batch_wait)
+                rows: list[dict[str, Any]] = []
+                stamps: list[float] = []
+                ends: dict[int, int] = {}
+                for msg in batch:
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            log.warning("loader consumer: %s", error)
+                        continue
+                    value = msg.value()
+                    partition, offset = msg.partition() or 0, msg.offset() or 0
+                    ends[partition] = max(ends.get(partition, 0), offset + 1)
+                    if value is None:
+                        continue
+                    rows.append(row_from_linked(value))
+                    kind, stamp = msg.timestamp()
+                    stamps.append(stamp / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else 0.0)
+                if not ends:
+                    continue
+                started = time.monotonic()
+                written = self.loader.load(rows)
+                done = time.time()
+                consumer.commit(
+                    offsets=[TopicPartition(topics.LINKED.name, p, o) for p, o in ends.items()],
+                    asynchronous=False,
+                )
+                self._count(rows, stamps, written, started, done)
+        finally:
+            consumer.close()
+
+    def _count(
+        self,
+        rows: list[dict[str, Any]],
+        stamps: list[float],
+        written: int,
+        started: float,
+        done: float,
+    ) -> None:
+        m = self.metrics
+        m.batch_size.observe(len(rows))
+        m.batch_seconds.observe(time.monotonic() - started)
+        sources: dict[str, int] = {}
+        for row in rows:
+            sources[row["source"]] = sources.get(row["source"], 0) + 1
+        for source, n in sources.items():
+            m.events.labels(source).inc(n)
+        for t in stamps:
+            if t > 0:
+                m.latency.observe(max(0.0, done - t))
+        self.loaded += written
