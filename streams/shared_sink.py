@@ -26,6 +26,7 @@ The embedded warehouse belongs to one process, so sharing needs a ClickHouse ser
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -115,10 +116,17 @@ class SharedLoader:
 
         def revoked(_consumer: Any, parts: list[TopicPartition]) -> None:
             self.partitions = []
+            for tp in parts:  # another worker reports these now
+                with contextlib.suppress(KeyError):
+                    self.metrics.lag.remove(tp.topic, str(tp.partition))
 
         consumer.subscribe([topics.LINKED.name], on_assign=assigned, on_revoke=revoked)
+        lag_measured = 0.0
         try:
             while not stopping.is_set():
+                if time.monotonic() - lag_measured > 5.0:
+                    self._measure_lag(consumer)
+                    lag_measured = time.monotonic()
                 batch = consumer.consume(self.batch_size, timeout=self.batch_wait)
                 rows: list[dict[str, Any]] = []
                 stamps: list[float] = []
@@ -149,6 +157,17 @@ class SharedLoader:
                 self._count(rows, stamps, written, started, done)
         finally:
             consumer.close()
+
+    def _measure_lag(self, consumer: Any) -> None:
+        """Messages of this loader's linked partitions not loaded yet, for /metrics."""
+        for tp in consumer.assignment():
+            _, high = consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+            (position,) = consumer.position([tp])
+            done = position.offset
+            if done < 0:
+                (committed,) = consumer.committed([tp], timeout=5.0)
+                done = max(committed.offset, 0)
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
 
     def _count(
         self,

@@ -114,7 +114,8 @@ class Metrics:
         )
         self.lag = Gauge(
             "linkwatch_consumer_lag",
-            "Provider messages not yet processed, by topic and partition",
+            "Messages not yet processed, by topic and partition (the provider topics, and "
+            "the linked partitions a worker loads when the load is shared)",
             ["topic", "partition"],
             registry=r,
         )

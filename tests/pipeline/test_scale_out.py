@@ -12,6 +12,7 @@ the same persons.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from collections import defaultdict
@@ -33,6 +34,7 @@ from tests.conftest import make_settings
 from tests.pipeline.harness import (
     World,
     make_world,
+    metrics,
     provider_lag,
     snapshot_of,
     start_worker,
@@ -138,6 +140,7 @@ def test_two_workers_share_the_load_and_give_what_one_worker_gives(
         taken = wait_for(port_b, lambda s: s["ready"], second, timeout=180)
         wait_drained(bootstrap, port_b, second)
         wait_loaded(bootstrap, [second])
+        exported = metrics(port_b)
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0
     finally:
@@ -151,6 +154,12 @@ def test_two_workers_share_the_load_and_give_what_one_worker_gives(
     assert before["b"]["processed"] == 0
     assert taken["role"] == "active"
     assert "this worker is the active linker" in (tmp_path / "worker-b.log").read_text()
+    # Its loads are measured from the providers' publish time, and its linked lag exported.
+    count = "linkwatch_end_to_end_seconds_count"
+    latency = next(line for line in exported.splitlines() if line.startswith(count))
+    assert float(latency.split()[-1]) > 0
+    lag = r'linkwatch_consumer_lag\{partition="\d",topic="linkwatch.linked.v1"\}'
+    assert re.search(lag, exported)
 
     with ServerWarehouse(clickhouse_server.url) as wh:
         shared = json.loads(json.dumps(snapshot_of(wh, DATABASE), default=str))
