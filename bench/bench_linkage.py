@@ -53,6 +53,8 @@ class RunResult:
     peak_mb: float
     growth_mb: float
     note: str = ""
+    #: Over GP and hospital records only, their cross pairs (NaN without those sources).
+    f1_gp_hospital: float = float("nan")
 
 
 def _rss_mb() -> float:
@@ -151,6 +153,21 @@ def _score(
         result.all_pairs.precision,
         result.all_pairs.recall,
     )
+
+
+def _gp_hospital_f1(
+    predicted: dict[str, str], truth: dict[str, str], sources: dict[str, str]
+) -> float:
+    """F1 over the pairs of a GP record and a hospital record (NaN without both sources)."""
+    from linkwatch.linkage.evaluation import evaluate_clusters
+
+    kind = {"gp": "gp", "gp_consultation": "gp", "hospital": "hospital"}
+    kind["hospital_episode"] = "hospital"
+    kinds = {r: kind[s] for r, s in sources.items() if s in kind}
+    kept = {r: p for r, p in predicted.items() if r in kinds}
+    if set(kinds.values()) != {"gp", "hospital"}:
+        return float("nan")
+    return evaluate_clusters(kept, truth, kinds).cross_source.f1
 
 
 def _components(ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -306,6 +323,7 @@ def _worker(tool: str, dataset: str, persons: int, synth_dir: str | None, queue:
                 peak,
                 peak - before,
                 note,
+                _gp_hospital_f1(predicted, truth, sources),
             )
         )
     except Exception as exc:  # a failing baseline is reported, not fatal
@@ -493,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(
         f"{'data set':<8} {'tool':<10} {'records':>8} {'seconds':>8} {'rec/s':>8} {'F1 all':>7} "
-        f"{'F1 cross':>8} {'prec':>6} {'recall':>6} {'peak MB':>8} {'+MB':>6}  note"
+        f"{'F1 cross':>8} {'GP-hosp':>7} {'prec':>6} {'recall':>6} {'peak MB':>8} {'+MB':>6}  note"
     )
     for dataset in datasets:
         results = []
@@ -503,7 +521,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             rate = r.records / r.seconds if r.seconds else 0.0
             print(
                 f"{r.dataset:<8} {r.tool:<10} {r.records:>8} {r.seconds:>8.1f} {rate:>8.0f} "
-                f"{r.f1_all:>7.4f} {r.f1_cross:>8.4f} {r.precision:>6.4f} {r.recall:>6.4f} "
+                f"{r.f1_all:>7.4f} {r.f1_cross:>8.4f} {r.f1_gp_hospital:>7.4f} "
+                f"{r.precision:>6.4f} {r.recall:>6.4f} "
                 f"{r.peak_mb:>8.0f} {r.growth_mb:>6.0f}  {r.note}",
                 flush=True,
             )
