@@ -179,15 +179,15 @@ def fill(wh: Warehouse, events: int) -> float:
                 multiIf(h % 100 < 80, 'gp_consultation',
                         h % 100 < 95, 'ooh_contact', 'hospital_episode'),
                 concat('P-', toString(h % 500)),
-                concat('P', toString(cityHash64(number, 3) % {max(1, events // 4)})),
+                concat('P', toString(pn)),
                 if(h % 10 = 0, 'new', 'linked'),
                 toFloat32(12.5),
                 [code],
                 {groups}[code],
                 toDateTime64('2020-01-01 00:00:00', 3, 'UTC')
                     + toIntervalSecond(intDiv(number * {span}, {events})),
-                ['0_14', '15_24', '25_44', '45_64', '65_plus'][1 + cityHash64(number, 5) % 5],
-                ['MALE', 'FEMALE'][1 + cityHash64(number, 6) % 2],
+                ['0_14', '15_24', '25_44', '45_64', '65_plus'][1 + cityHash64(pn, 5) % 5],
+                ['MALE', 'FEMALE'][1 + cityHash64(pn, 6) % 2],
                 toString(pc4n),
                 {region},
                 toUInt8(1 + (pc4n * 7) % 5),
@@ -197,7 +197,9 @@ def fill(wh: Warehouse, events: int) -> float:
             FROM
             (
                 SELECT number, cityHash64(number, 1) AS h,
-                       1000 + cityHash64(number, 7) % 9000 AS pc4n,
+                       cityHash64(number, 3) % {max(1, events // 4)} AS pn,
+                       -- A person keeps their sex, age band and area from event to event.
+                       1000 + cityHash64(pn, 7) % 9000 AS pc4n,
                        {_sql_text(list(CODES))}[1 + cityHash64(number, 4) % {len(CODES)}] AS code
                 FROM numbers({first}, {min(BATCH, events - first)})
             )

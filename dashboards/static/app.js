@@ -141,10 +141,19 @@ function drawSmallMultiples(el, p, data, regions) {
   const rowsN = Math.max(1, Math.ceil(names.length / columns));
   const traces = [];
   const annotations = [];
+  const axes = {};
   names.forEach((name, i) => {
     const rows = groups.get(name) || [];
     const axis = i === 0 ? "" : String(i + 1);
     const hiddenWeeks = rows.filter((r) => r[p.y] === null).length;
+    if (hiddenWeeks === rows.length) {
+      // Nothing to draw: say why instead of showing empty axes.
+      axes[`xaxis${axis}`] = { visible: false };
+      axes[`yaxis${axis}`] = { visible: false };
+      annotations.push({ text: rows.length ? `every week <${THRESHOLD}: suppressed` : "no events",
+        xref: `x${axis} domain`, yref: `y${axis} domain`, x: 0.5, y: 0.5, showarrow: false,
+        font: { size: 11, color: "#8a5a00" } });
+    }
     traces.push({ x: rows.map((r) => r[p.x]), y: rows.map((r) => r[p.y]), mode: "lines",
       name, showlegend: false, xaxis: `x${axis}`, yaxis: `y${axis}`, connectgaps: false,
       line: { color: "#1f5f99" } });
@@ -152,10 +161,10 @@ function drawSmallMultiples(el, p, data, regions) {
       xref: `x${axis} domain`, yref: `y${axis} domain`, x: 0, y: 1.12, showarrow: false,
       xanchor: "left", font: { size: 11, color: hiddenWeeks ? "#8a5a00" : "#1d2733" } });
   });
-  Plotly.react(el, traces, layoutFor({
+  Plotly.react(el, traces, layoutFor(Object.assign({
     grid: { rows: rowsN, columns, pattern: "independent", ygap: 0.45, xgap: 0.08 },
     annotations, margin: { l: 40, r: 10, t: 24, b: 30 }, hovermode: "closest",
-  }), PLOT_CONFIG);
+  }, axes)), PLOT_CONFIG);
 }
 
 function drawStats(el, data) {

@@ -91,6 +91,8 @@ def test_dashboard_renders_filters_exports_and_suppresses(
             # Small provinces show as suppressed in the chart titles and in the data table.
             region = page.locator("#panel-region_weekly")
             assert "Zeeland (" in region.locator(".chart").inner_text()
+            # A province with every week suppressed says so instead of showing empty axes.
+            assert "every week <10: suppressed" in region.locator(".chart").inner_text()
             assert int(region.get_attribute("data-hidden") or "0") > 0
             region.locator("details summary").click()
             suppressed = region.locator("td.suppressed")

@@ -90,6 +90,13 @@ FROM
                                AND {age_band:String} = '' AND {sex:String} = ''
                                AND {ses_quintile:UInt8} = 0)
                       AND has_covid = 1
+                      -- Only persons with an event of the stratum can qualify in it (and
+                      -- the ids of a merge, whose events may be under another id).
+                      AND (person_id IN (SELECT person_id FROM ${db}.long_covid_strata
+                                         WHERE ${f_source} AND ${f_region} AND ${f_age_band}
+                                           AND ${f_sex} AND ${f_ses_quintile})
+                           OR person_id IN (SELECT person_id FROM ${db}.person_merges)
+                           OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
                     UNION ALL
                     SELECT person_id, toDate(65535) AS covid_first, toUInt8(0) AS has_covid,
                            toDate(post_first) AS post_first, toUInt8(has_post) AS has_post,
