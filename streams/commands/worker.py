@@ -26,7 +26,14 @@ def register(app: typer.Typer) -> None:
         /readyz, /status and /metrics on 127.0.0.1:LINKWATCH_WORKER_PORT (6066), and with
         --dashboard-port the dashboard too (the embedded warehouse opens in one process only).
 
+        Several workers: one links, the others stand by to take over. With a ClickHouse
+        server and LINKWATCH_SHARED_SINK=true every worker also loads its share of the
+        warehouse from linkwatch.linked.v1.
+
         Example: LINKWATCH_LINKAGE_MODEL=model.json linkwatch worker
+
+        Example (second worker, shared load): CLICKHOUSE_URL=clickhouse://localhost:9000
+        LINKWATCH_SHARED_SINK=true LINKWATCH_WORKER_PORT=6067 linkwatch worker
         """
         from linkwatch.streams.kafka_clients import KafkaUnavailable, require_broker
         from linkwatch.streams.warehouse import WarehouseError
