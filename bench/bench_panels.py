@@ -20,6 +20,7 @@ Targets: p95 <= 100 ms at 10M events, <= 300 ms at 100M. Never fails on time.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -250,40 +251,48 @@ def timed(run: object) -> tuple[float, float]:
 
 def bench_size(events: int) -> None:
     path = Path(tempfile.mkdtemp(prefix="linkwatch-bench-panels-"))
-    with EmbeddedWarehouse(path) as wh:
-        seconds = fill(wh, events)
-        waited = settle(wh)
-        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(
-            f"\n== {events:,} events (loaded in {seconds:.1f} s, merges settled in {waited:.1f} s, "
-            f"chDB {wh.version()}, load average {load})"
-        )
-        service = PanelService(wh, DB)
-        filters = Filters(*service.default_period())
-        # The filtered columns: the same period for one province and sex, as a user narrows it.
-        filtered = replace(filters, region="Utrecht", sex="MALE")
-        params = filters.params()
-        head = f"{'panel':<20} {'p50 ms':>8} {'p95 ms':>8} {'filt p50':>8} {'filt p95':>8}"
-        print(f"{head}   {'raw p50':>8} {'raw p95':>8} {'raw/view':>9}")
-        for p in PANELS:
-            service.run(p.name, filters)  # untimed: the first run reads the parts from disk
-            p50, p95 = timed(lambda name=p.name: service.run(name, filters))
-            f50, f95 = timed(lambda name=p.name: service.run(name, filtered))
-            sql = panel_sql(p, DB)
-            raw = ""
-            if f"{DB}.weekly_counts" in sql or f"{DB}.daily_counts" in sql:
-                raw_sql = sql.replace(f"{DB}.weekly_counts", RAW_WEEKLY.format(db=DB))
-                raw_sql = raw_sql.replace(f"{DB}.daily_counts", RAW_DAILY.format(db=DB))
-                r50, r95 = timed(lambda s=raw_sql: wh.query(s, params))
-                raw = f"{r50:>8.1f} {r95:>8.1f} {r50 / p50:>8.1f}x"
-            elif p.name in RAW_BY_PANEL:
-                template, width = RAW_BY_PANEL[p.name]
-                raw_sql = Template(template).substitute(db=DB, **FILTER_SQL)
-                r50, r95 = timed(lambda s=raw_sql: wh.query(s, params))
-                got = [r[:width] for r in wh.query(sql, params).rows]
-                same = repr(wh.query(raw_sql, params).rows) == repr(got)  # repr: NaN equals NaN
-                raw = f"{r50:>8.1f} {r95:>8.1f} {r50 / p50:>8.1f}x  equal to raw: {same}"
-            print(f"{p.name:<20} {p50:>8.1f} {p95:>8.1f} {f50:>8.1f} {f95:>8.1f}   {raw}")
+    try:
+        with EmbeddedWarehouse(path) as wh:
+            measure(wh, events)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)  # 100M events take about 8 GB
+
+
+def measure(wh: Warehouse, events: int) -> None:
+    """Fill ``wh`` with ``events`` events, then time every panel on it."""
+    seconds = fill(wh, events)
+    waited = settle(wh)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"\n== {events:,} events (loaded in {seconds:.1f} s, merges settled in {waited:.1f} s, "
+        f"chDB {wh.version()}, load average {load})"
+    )
+    service = PanelService(wh, DB)
+    filters = Filters(*service.default_period())
+    # The filtered columns: the same period for one province and sex, as a user narrows it.
+    filtered = replace(filters, region="Utrecht", sex="MALE")
+    params = filters.params()
+    head = f"{'panel':<20} {'p50 ms':>8} {'p95 ms':>8} {'filt p50':>8} {'filt p95':>8}"
+    print(f"{head}   {'raw p50':>8} {'raw p95':>8} {'raw/view':>9}")
+    for p in PANELS:
+        service.run(p.name, filters)  # untimed: the first run reads the parts from disk
+        p50, p95 = timed(lambda name=p.name: service.run(name, filters))
+        f50, f95 = timed(lambda name=p.name: service.run(name, filtered))
+        sql = panel_sql(p, DB)
+        raw = ""
+        if f"{DB}.weekly_counts" in sql or f"{DB}.daily_counts" in sql:
+            raw_sql = sql.replace(f"{DB}.weekly_counts", RAW_WEEKLY.format(db=DB))
+            raw_sql = raw_sql.replace(f"{DB}.daily_counts", RAW_DAILY.format(db=DB))
+            r50, r95 = timed(lambda s=raw_sql: wh.query(s, params))
+            raw = f"{r50:>8.1f} {r95:>8.1f} {r50 / p50:>8.1f}x"
+        elif p.name in RAW_BY_PANEL:
+            template, width = RAW_BY_PANEL[p.name]
+            raw_sql = Template(template).substitute(db=DB, **FILTER_SQL)
+            r50, r95 = timed(lambda s=raw_sql: wh.query(s, params))
+            got = [r[:width] for r in wh.query(sql, params).rows]
+            same = repr(wh.query(raw_sql, params).rows) == repr(got)  # repr: NaN equals NaN
+            raw = f"{r50:>8.1f} {r95:>8.1f} {r50 / p50:>8.1f}x  equal to raw: {same}"
+        print(f"{p.name:<20} {p50:>8.1f} {p95:>8.1f} {f50:>8.1f} {f95:>8.1f}   {raw}")
 
 
 def main(sizes: list[int]) -> None:

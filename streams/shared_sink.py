@@ -33,14 +33,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, TopicPartition
 
 from linkwatch.streams import topics
-from linkwatch.streams.kafka_clients import make_consumer
+from linkwatch.streams.deadletter import DeadLetter, DeadLetterWriter
+from linkwatch.streams.kafka_clients import make_consumer, make_producer
 from linkwatch.streams.pipeline import EventLoader
-from linkwatch.streams.sink import WarehouseSink
+from linkwatch.streams.sink import LINKED_EVENTS_SCHEMA, WarehouseSink
 from linkwatch.streams.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -52,10 +55,81 @@ LOADER_GROUP = "linkwatch-loader"
 
 
 def row_from_linked(value: bytes) -> dict[str, Any]:
-    """The ``linked_events`` row of one ``linkwatch.linked.v1`` message."""
-    row: dict[str, Any] = json.loads(value)
-    row["event_time"] = dt.datetime.fromisoformat(row["event_time"])
+    """The ``linked_events`` row of one ``linkwatch.linked.v1`` message (ValueError if it
+    is not one)."""
+    try:
+        row = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a JSON document: {exc}") from None
+    if not isinstance(row, dict):
+        raise ValueError("not a JSON object")
+    missing = [name for name in LINKED_EVENTS_SCHEMA.names if name not in row]
+    if missing:
+        raise ValueError(f"missing fields: {', '.join(missing)}")
+    try:
+        row["event_time"] = dt.datetime.fromisoformat(row["event_time"])
+    except (TypeError, ValueError):
+        raise ValueError(f"event_time {row['event_time']!r} is not an ISO time") from None
     return row
+
+
+@dataclass
+class LinkedMessage:
+    """What a loader needs of one message of the linked topic."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    published: float  # seconds since the epoch; 0 when unknown
+
+
+def decode_linked(
+    messages: list[LinkedMessage],
+) -> tuple[list[dict[str, Any]], list[float], list[DeadLetter]]:
+    """Rows (with their publish times) of the messages that are linked rows, and a dead
+    letter naming the message and the problem for each one that is not."""
+    rows: list[dict[str, Any]] = []
+    stamps: list[float] = []
+    letters: list[DeadLetter] = []
+
+    def refuse(m: LinkedMessage, problem: str) -> None:
+        letters.append(
+            DeadLetter(
+                "load",
+                "bad_linked_row",
+                f"linkwatch.linked.v1 partition {m.partition} offset {m.offset}: {problem}",
+                m.value or b"",
+                key=m.key,
+                source_topic=topics.LINKED.name,
+                source_partition=m.partition,
+                source_offset=m.offset,
+            )
+        )
+
+    kept: list[LinkedMessage] = []
+    for m in messages:
+        if m.value is None:
+            continue
+        try:
+            rows.append(row_from_linked(m.value))
+        except ValueError as exc:
+            refuse(m, str(exc))
+            continue
+        kept.append(m)
+        stamps.append(m.published)
+    try:  # the types the warehouse takes: row by row only when the batch has a bad one
+        pa.Table.from_pylist(rows, schema=LINKED_EVENTS_SCHEMA)
+    except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
+        good: list[int] = []
+        for i, (m, row) in enumerate(zip(kept, rows, strict=True)):
+            try:
+                pa.Table.from_pylist([row], schema=LINKED_EVENTS_SCHEMA)
+                good.append(i)
+            except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                refuse(m, f"a field has the wrong type: {exc}")
+        rows, stamps = [rows[i] for i in good], [stamps[i] for i in good]
+    return rows, stamps, letters
 
 
 class SharedLoader:
@@ -73,6 +147,8 @@ class SharedLoader:
         on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.dead_letters = DeadLetterWriter(make_producer(bootstrap_servers))
+        self.warehouse = warehouse
         self.loader = EventLoader(WarehouseSink(warehouse, database))
         self.metrics = metrics
         self.batch_size = batch_size
@@ -88,8 +164,10 @@ class SharedLoader:
         self._thread.start()
 
     def stop(self, timeout: float = 60.0) -> None:
+        """Finish the batch in hand, leave the group and close the warehouse connection."""
         self.stopping.set()
         self._thread.join(timeout)
+        self.warehouse.close()
 
     def _run(self) -> None:
         try:
@@ -128,8 +206,7 @@ class SharedLoader:
                     self._measure_lag(consumer)
                     lag_measured = time.monotonic()
                 batch = consumer.consume(self.batch_size, timeout=self.batch_wait)
-                rows: list[dict[str, Any]] = []
-                stamps: list[float] = []
+                messages: list[LinkedMessage] = []
                 ends: dict[int, int] = {}
                 for msg in batch:
                     error = msg.error()
@@ -137,17 +214,23 @@ class SharedLoader:
                         if error.code() != KafkaError._PARTITION_EOF:
                             log.warning("loader consumer: %s", error)
                         continue
-                    value = msg.value()
                     partition, offset = msg.partition() or 0, msg.offset() or 0
                     ends[partition] = max(ends.get(partition, 0), offset + 1)
-                    if value is None:
-                        continue
-                    rows.append(row_from_linked(value))
                     kind, stamp = msg.timestamp()
-                    stamps.append(stamp / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else 0.0)
+                    published = stamp / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else 0.0
+                    messages.append(
+                        LinkedMessage(partition, offset, msg.key(), msg.value(), published)
+                    )
                 if not ends:
                     continue
                 started = time.monotonic()
+                rows, stamps, letters = decode_linked(messages)
+                if letters:
+                    for letter in letters:
+                        log.error("not loaded: %s", letter.reason)
+                        self.dead_letters.send(letter)
+                        self.metrics.dead.labels(letter.reason_code).inc()
+                    self.dead_letters.flush()
                 written = self.loader.load(rows)
                 done = time.time()
                 consumer.commit(

@@ -575,6 +575,14 @@ class WorkerState:
                 f"{remaining} outputs unacknowledged, {len(failures)} failed: {failures[:3]}"
             )
 
+    def role(self) -> str:
+        """active (linking), recovering (taking the linker up) or standby (waiting for it)."""
+        if self.ready:
+            return "active"
+        if self.lease is not None and not self.lease.held.is_set():
+            return "standby"
+        return "recovering"
+
     def status(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
@@ -584,7 +592,7 @@ class WorkerState:
                 "location": self.warehouse.location,
             },
             "ready": self.ready,
-            "role": "active" if self.ready else "standby",
+            "role": self.role(),
             "processed": self.processed,
             "loaded": self.shared.loaded if self.shared else self.processed,
             "loading_partitions": self.shared.partitions if self.shared else None,

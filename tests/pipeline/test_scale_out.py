@@ -26,6 +26,8 @@ from linkwatch.deploy.clickhouse_server import ClickHouseServer
 from linkwatch.deploy.kafka import KafkaBroker
 from linkwatch.deploy.process import free_ports
 from linkwatch.streams import topics
+from linkwatch.streams.deadletter import read_dead_letters
+from linkwatch.streams.kafka_clients import make_producer
 from linkwatch.streams.publish import publish_areas
 from linkwatch.streams.shared_sink import LOADER_GROUP
 from linkwatch.streams.stack import Stack
@@ -140,6 +142,12 @@ def test_two_workers_share_the_load_and_give_what_one_worker_gives(
         taken = wait_for(port_b, lambda s: s["ready"], second, timeout=180)
         wait_drained(bootstrap, port_b, second)
         wait_loaded(bootstrap, [second])
+        # Messages on the linked topic that are not rows go to the dead-letter topic.
+        producer = make_producer(bootstrap)
+        for partition, junk in enumerate((b"not a row", b'{"event_id": "x"}')):
+            producer.produce(topics.LINKED.name, value=junk, partition=partition)
+        assert producer.flush(30) == 0
+        wait_loaded(bootstrap, [second])
         exported = metrics(port_b)
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0
@@ -160,6 +168,12 @@ def test_two_workers_share_the_load_and_give_what_one_worker_gives(
     assert float(latency.split()[-1]) > 0
     lag = r'linkwatch_consumer_lag\{partition="\d",topic="linkwatch.linked.v1"\}'
     assert re.search(lag, exported)
+
+    refused = [d for d in read_dead_letters(bootstrap) if d.reason_code == "bad_linked_row"]
+    assert sorted(d.original for d in refused) == [b'{"event_id": "x"}', b"not a row"]
+    assert all(d.source_topic == topics.LINKED.name for d in refused)
+    assert all(d.source_offset is not None for d in refused)
+    assert 'linkwatch_dead_letters_total{reason="bad_linked_row"} 2.0' in exported
 
     with ServerWarehouse(clickhouse_server.url) as wh:
         shared = json.loads(json.dumps(snapshot_of(wh, DATABASE), default=str))

@@ -13,7 +13,7 @@ from linkwatch.dashboards.model import create_model
 from linkwatch.streams.enrich import AreaTable, LinkOutcome, age_at, age_band, linked_row
 from linkwatch.streams.ingest import IngestedEvent
 from linkwatch.streams.pipeline import EventLoader, _json
-from linkwatch.streams.shared_sink import row_from_linked
+from linkwatch.streams.shared_sink import LinkedMessage, decode_linked, row_from_linked
 from linkwatch.streams.sink import WarehouseSink
 from linkwatch.streams.warehouse import EmbeddedWarehouse
 
@@ -129,6 +129,32 @@ def _counts(wh: EmbeddedWarehouse, db: str) -> tuple[int, int, int]:
 def test_a_linked_message_gives_back_its_row() -> None:
     for row in _rows(20, seed=3):
         assert row_from_linked(_json(row)) == row
+
+
+def test_linked_messages_that_are_not_rows_are_dead_lettered_with_their_place() -> None:
+    rows = _rows(4, seed=5)
+    wrong_type = dict(rows[2], ses_quintile="high")
+    values = [
+        _json(rows[0]),
+        b"\x00\x01 not json",
+        _json({k: v for k, v in rows[1].items() if k != "person_id"}),
+        _json(wrong_type),
+        _json(dict(rows[3], event_time="yesterday")),
+        None,  # a tombstone: nothing to load, nothing wrong
+    ]
+    messages = [LinkedMessage(1, 100 + i, b"P-1", v, 1.5) for i, v in enumerate(values)]
+    loaded, stamps, letters = decode_linked(messages)
+    assert loaded == [rows[0]]
+    assert stamps == [1.5]
+    assert [(d.source_partition, d.source_offset) for d in letters] == [
+        (1, 101), (1, 102), (1, 104), (1, 103)
+    ]  # fmt: skip
+    reasons = " | ".join(d.reason for d in letters)
+    assert "not a JSON document" in reasons
+    assert "missing fields: person_id" in reasons
+    assert "event_time 'yesterday' is not an ISO time" in reasons
+    assert "wrong type" in reasons
+    assert all(d.reason_code == "bad_linked_row" and d.original for d in letters)
 
 
 def test_an_event_seen_twice_in_one_batch_is_loaded_once(
