@@ -27,11 +27,12 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from string import Template
 
 from linkwatch.dashboards.code_groups import code_groups_of
 from linkwatch.dashboards.model import create_model
-from linkwatch.dashboards.panels import FILTER_SQL, PANELS, Filters, panel_sql
+from linkwatch.dashboards.panels import PANELS, Filters, panel_sql
+from linkwatch.dashboards.reference import RAW_PANELS
+from linkwatch.dashboards.reference import raw_sql as reference_sql
 from linkwatch.dashboards.regions import PC4_RANGES
 from linkwatch.dashboards.service import PanelService
 from linkwatch.streams.warehouse import EmbeddedWarehouse, Warehouse
@@ -62,91 +63,8 @@ RAW_WEEKLY = (
     "source, region, age_band, sex, ses_quintile, toUInt64(1) AS events FROM {db}.linked_events)"
 )
 RAW_DAILY = RAW_WEEKLY.replace("iso_week AS week", "event_date AS day")
-# The Long COVID case definition over the raw events and merges (the panel reads the
-# per-person state long_covid_persons instead); ${db} and ${f_*} as in the panels.
-RAW_LONG_COVID = """
-SELECT
-    q.week AS week,
-    q.persons AS persons,
-    p.population AS population,
-    round(q.persons * 100000 / nullIf(p.population, 0), 2) AS rate_per_100k
-FROM
-(
-    SELECT toMonday(first_date) AS week, count() AS persons
-    FROM
-    (
-        SELECT x.person AS person, min(x.event_date) AS first_date
-        FROM
-        (
-            SELECT ev.person AS person, ev.event_date AS event_date,
-                   ev.code_groups AS code_groups, ix.index_date AS index_date
-            FROM
-            (
-                SELECT if(m.canonical_person_id = '', e.person_id, m.canonical_person_id) AS person,
-                       e.event_date AS event_date, e.code_groups AS code_groups,
-                       e.source AS source, e.region AS region, e.age_band AS age_band,
-                       e.sex AS sex, e.ses_quintile AS ses_quintile
-                FROM ${db}.linked_events AS e
-                LEFT JOIN
-                    (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
-                    ON m.person_id = e.person_id
-                WHERE hasAny(e.code_groups, ['long_covid_symptom', 'post_covid'])
-            ) AS ev
-            LEFT JOIN
-            (
-                SELECT if(m.canonical_person_id = '', e.person_id, m.canonical_person_id) AS person,
-                       min(e.event_date) AS index_date
-                FROM ${db}.linked_events AS e
-                LEFT JOIN
-                    (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
-                    ON m.person_id = e.person_id
-                WHERE has(e.code_groups, 'covid')
-                GROUP BY person
-            ) AS ix ON ix.person = ev.person
-            WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex} AND ${f_ses_quintile}
-        ) AS x
-        WHERE has(x.code_groups, 'post_covid')
-           OR (has(x.code_groups, 'long_covid_symptom') AND x.index_date > toDate(0)
-               AND x.event_date BETWEEN x.index_date + 28 AND x.index_date + 364)
-        GROUP BY person
-    ) AS first_met
-    WHERE first_date BETWEEN {date_from:Date} AND {date_to:Date}
-    GROUP BY week
-) AS q
-CROSS JOIN
-(
-    SELECT sum(population) AS population
-    FROM ${db}.population_strata
-    WHERE ${f_region} AND ${f_age_band} AND ${f_sex} AND ${f_ses_quintile}
-) AS p
-ORDER BY week
-SETTINGS join_use_nulls = 0"""
-# The freshness and linkage-quality panels over the raw events (the panels read the
-# maxima kept by freshness_mv, and join person_merges with ANY); seconds since the last
-# commit moves with the clock and is left out.
-RAW_FRESHNESS = """
-SELECT count() AS events_total, max(event_time) AS latest_event_time,
-       max(ingested_at) AS latest_ingested_at,
-       dateDiff('second', max(event_time), max(ingested_at)) AS lag_seconds
-FROM ${db}.linked_events"""
-RAW_LINKAGE_QUALITY = """
-SELECT
-    count() AS events,
-    round(countIf(e.link_outcome = 'linked') / nullIf(count(), 0), 4) AS link_rate,
-    countIf(e.link_outcome = 'review') AS review_queue,
-    (SELECT count() FROM ${db}.person_merges FINAL) AS merges,
-    uniq(if(m.canonical_person_id = '', e.person_id, m.canonical_person_id)) AS persons,
-    round(avg(e.link_weight), 2) AS mean_link_weight
-FROM ${db}.linked_events AS e
-LEFT JOIN (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
-    ON m.person_id = e.person_id
-WHERE e.event_date BETWEEN {date_from:Date} AND {date_to:Date}
-SETTINGS join_use_nulls = 0"""
-RAW_BY_PANEL = {
-    "long_covid_weekly": (RAW_LONG_COVID, None),
-    "freshness": (RAW_FRESHNESS, 4),
-    "linkage_quality": (RAW_LINKAGE_QUALITY, None),
-}
+# Columns of a panel compared with its raw definition (all when not named).
+RAW_WIDTH = {"freshness": 4}
 
 
 def _sql_text(values: list[str]) -> str:
@@ -285,9 +203,9 @@ def measure(wh: Warehouse, events: int) -> None:
             raw_sql = raw_sql.replace(f"{DB}.daily_counts", RAW_DAILY.format(db=DB))
             r50, r95 = timed(lambda s=raw_sql: wh.query(s, params))
             raw = f"{r50:>8.1f} {r95:>8.1f} {r50 / p50:>8.1f}x"
-        elif p.name in RAW_BY_PANEL:
-            template, width = RAW_BY_PANEL[p.name]
-            raw_sql = Template(template).substitute(db=DB, **FILTER_SQL)
+        elif p.name in RAW_PANELS:
+            width = RAW_WIDTH.get(p.name)
+            raw_sql = reference_sql(p.name, DB)
             r50, r95 = timed(lambda s=raw_sql: wh.query(s, params))
             got = [r[:width] for r in wh.query(sql, params).rows]
             same = repr(wh.query(raw_sql, params).rows) == repr(got)  # repr: NaN equals NaN

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from string import Template
 
 import pytest
 
@@ -13,13 +12,13 @@ from linkwatch.dashboards.code_groups import code_groups_of
 from linkwatch.dashboards.model import create_model
 from linkwatch.dashboards.panels import (
     AGE_BANDS,
-    FILTER_SQL,
     SEXES,
     SOURCES,
     Filters,
     panel,
     panel_sql,
 )
+from linkwatch.dashboards.reference import raw_sql
 from linkwatch.dashboards.service import PanelService
 from linkwatch.streams.warehouse import EmbeddedWarehouse
 
@@ -74,56 +73,6 @@ def test_case_definition_counts_each_person_once_at_the_week_they_qualify(
     assert all(r["persons"] is None for r in hidden.data.rows)
 
 
-# The case definition over raw linked events, as the panel computed it before the
-# long_covid_persons state existed: the reference the pre-aggregated panel must equal.
-RAW_DEFINITION = """
-SELECT q.week AS week, q.persons AS persons
-FROM
-(
-    SELECT toMonday(first_date) AS week, count() AS persons
-    FROM
-    (
-        SELECT x.person AS person, min(x.event_date) AS first_date
-        FROM
-        (
-            SELECT ev.person AS person, ev.event_date AS event_date,
-                   ev.code_groups AS code_groups, ix.index_date AS index_date
-            FROM
-            (
-                SELECT if(m.canonical_person_id = '', e.person_id, m.canonical_person_id) AS person,
-                       e.event_date AS event_date, e.code_groups AS code_groups,
-                       e.source AS source, e.region AS region, e.age_band AS age_band,
-                       e.sex AS sex, e.ses_quintile AS ses_quintile
-                FROM ${db}.linked_events AS e
-                LEFT JOIN
-                    (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
-                    ON m.person_id = e.person_id
-                WHERE hasAny(e.code_groups, ['long_covid_symptom', 'post_covid'])
-            ) AS ev
-            LEFT JOIN
-            (
-                SELECT if(m.canonical_person_id = '', e.person_id, m.canonical_person_id) AS person,
-                       min(e.event_date) AS index_date
-                FROM ${db}.linked_events AS e
-                LEFT JOIN
-                    (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
-                    ON m.person_id = e.person_id
-                WHERE has(e.code_groups, 'covid')
-                GROUP BY person
-            ) AS ix ON ix.person = ev.person
-            WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex} AND ${f_ses_quintile}
-        ) AS x
-        WHERE has(x.code_groups, 'post_covid')
-           OR (has(x.code_groups, 'long_covid_symptom') AND x.index_date > toDate(0)
-               AND x.event_date BETWEEN x.index_date + 28 AND x.index_date + 364)
-        GROUP BY person
-    ) AS first_met
-    WHERE first_date BETWEEN {date_from:Date} AND {date_to:Date}
-    GROUP BY week
-) AS q
-ORDER BY week
-SETTINGS join_use_nulls = 0
-"""
 CODES = ("R83", "R74", "U07.1", "A04", "R02", "P20", "N01", "U09.9", "A03", "R05")
 REGIONS = ("Groningen", "Friesland", "Utrecht")
 # (date_from, date_to, filters): the whole history, a year cut through the middle of
@@ -183,19 +132,20 @@ def merge_rows(rows: list[tuple[str, str, int]]) -> dict[str, list[object]]:
 
 
 def raw_definition(db: str) -> str:
-    return Template(RAW_DEFINITION).substitute(db=db, **FILTER_SQL)
+    """The case definition over raw linked events: what the pre-aggregated panel must equal."""
+    return raw_sql("long_covid_weekly", db)
 
 
 def panel_vs_raw(wh: EmbeddedWarehouse, db: str) -> list[tuple[object, ...]]:
     """Mismatches between the panel and the raw definition over every period and filter."""
     panel_sql_text = panel_sql(panel("long_covid_weekly"), db)
-    raw_sql = raw_definition(db)
+    raw = raw_definition(db)
     mismatches: list[tuple[object, ...]] = []
     for date_from, date_to in PERIODS:
         for strata in STRATA:
             params = Filters(date_from, date_to, **strata).params()  # type: ignore[arg-type]
             got = [(r[0], r[1]) for r in wh.query(panel_sql_text, params).rows]
-            want = wh.query(raw_sql, params).rows
+            want = [(r[0], r[1]) for r in wh.query(raw, params).rows]
             if got != want:
                 mismatches.append((date_from, strata, got, want))
     return mismatches

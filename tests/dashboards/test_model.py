@@ -173,34 +173,11 @@ def test_distinct_persons_follow_merges(
     assert persons() == 2
 
 
-# The freshness and linkage-quality panels as computed from the raw events, joining
-# every event to person_merges: the reference the panels' faster queries must equal.
-RAW_FRESHNESS = """
-SELECT count() AS events_total, max(event_time) AS latest_event_time,
-       max(ingested_at) AS latest_ingested_at,
-       dateDiff('second', max(event_time), max(ingested_at)) AS lag_seconds
-FROM {db}.linked_events
-"""
-RAW_LINKAGE_QUALITY = """
-SELECT
-    count() AS events,
-    round(countIf(e.link_outcome = 'linked') / nullIf(count(), 0), 4) AS link_rate,
-    countIf(e.link_outcome = 'review') AS review_queue,
-    (SELECT count() FROM {db}.person_merges FINAL) AS merges,
-    uniq(if(m.canonical_person_id = '', e.person_id, m.canonical_person_id)) AS persons,
-    round(avg(e.link_weight), 2) AS mean_link_weight
-FROM {db}.linked_events AS e
-LEFT JOIN (SELECT person_id, canonical_person_id FROM {db}.person_merges FINAL) AS m
-    ON m.person_id = e.person_id
-WHERE e.event_date BETWEEN {{date_from:Date}} AND {{date_to:Date}}
-SETTINGS join_use_nulls = 0
-"""
-
-
 def test_freshness_and_linkage_quality_equal_the_raw_queries(
     embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
 ) -> None:
     from linkwatch.dashboards.panels import Filters, panel, panel_sql
+    from linkwatch.dashboards.reference import raw_sql
 
     wh, db = embedded_warehouse, warehouse_db
     create_model(wh, db)
@@ -211,9 +188,9 @@ def test_freshness_and_linkage_quality_equal_the_raw_queries(
 
     def matches() -> None:
         fresh = panel_rows("freshness")
-        assert [r[:4] for r in fresh] == wh.query(RAW_FRESHNESS.format(db=db)).rows
+        assert [r[:4] for r in fresh] == wh.query(raw_sql("freshness", db)).rows
         assert fresh[0][4] >= 0  # seconds since the last commit
-        raw = wh.query(RAW_LINKAGE_QUALITY.format(db=db), period).rows
+        raw = wh.query(raw_sql("linkage_quality", db), period).rows
         assert repr(panel_rows("linkage_quality")) == repr(raw)  # NaN mean when empty
 
     matches()  # an empty warehouse
