@@ -67,6 +67,20 @@ def make_consumer(bootstrap_servers: str, group_id: str, **extra: Any) -> Consum
     return Consumer(config)
 
 
+def partition_lag(consumer: Consumer, tp: TopicPartition, done: int | None = None) -> int:
+    """Messages of an assigned partition after ``done`` (the offset after the last one
+    processed); without it, after the consumer's position, or before its first fetch
+    after the group's committed offset (the log's start when none)."""
+    low, high = consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+    if done is None:
+        (position,) = consumer.position([tp])
+        done = position.offset
+        if done < 0:
+            (committed,) = consumer.committed([tp], timeout=5.0)
+            done = committed.offset if committed.offset >= 0 else low
+    return max(0, high - done)
+
+
 def make_admin(bootstrap_servers: str) -> AdminClient:
     return AdminClient(_base(bootstrap_servers, None))
 

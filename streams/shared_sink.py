@@ -41,7 +41,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, TopicPartition
 
 from linkwatch.streams import topics
 from linkwatch.streams.deadletter import DeadLetter, DeadLetterWriter
-from linkwatch.streams.kafka_clients import make_consumer, make_producer
+from linkwatch.streams.kafka_clients import make_consumer, make_producer, partition_lag
 from linkwatch.streams.pipeline import EventLoader
 from linkwatch.streams.sink import LINKED_EVENTS_SCHEMA, WarehouseSink
 from linkwatch.streams.warehouse import Warehouse
@@ -244,13 +244,7 @@ class SharedLoader:
     def _measure_lag(self, consumer: Any) -> None:
         """Messages of this loader's linked partitions not loaded yet, for /metrics."""
         for tp in consumer.assignment():
-            _, high = consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
-            (position,) = consumer.position([tp])
-            done = position.offset
-            if done < 0:
-                (committed,) = consumer.committed([tp], timeout=5.0)
-                done = max(committed.offset, 0)
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(partition_lag(consumer, tp))
 
     def _count(
         self,

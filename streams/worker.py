@@ -53,7 +53,13 @@ from linkwatch.streams.alerting import AlertingConfig, AlertingMetrics, Alerting
 from linkwatch.streams.config import Settings
 from linkwatch.streams.deadletter import DeadLetter
 from linkwatch.streams.ingest import RawMessage
-from linkwatch.streams.kafka_clients import make_consumer, make_producer, read_range, read_topic
+from linkwatch.streams.kafka_clients import (
+    make_consumer,
+    make_producer,
+    partition_lag,
+    read_range,
+    read_topic,
+)
 from linkwatch.streams.lease import Lease
 from linkwatch.streams.linker import StreamLinker, record_from_log
 from linkwatch.streams.pipeline import BatchOutput, LoadJob, Pipeline
@@ -491,18 +497,10 @@ class WorkerState:
         assignment = consumer.assignment()
         backlog = 0
         for tp in assignment:
-            low, high = consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
-            done = self.positions.get((tp.topic, tp.partition))
-            if done is None:
-                # Nothing processed here yet: from the consumer's position, or before its
-                # first fetch from the group's committed offset (the log's start if none).
-                (position,) = consumer.position([tp])
-                done = position.offset
-                if done < 0:
-                    (committed,) = consumer.committed([tp], timeout=5.0)
-                    done = committed.offset if committed.offset >= 0 else low
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
-            backlog += max(0, high - done)
+            # Nothing processed here yet: from where the consumer stands.
+            lag = partition_lag(consumer, tp, self.positions.get((tp.topic, tp.partition)))
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+            backlog += lag
         # Before the group has assigned partitions, the backlog is not known yet.
         self.backlog = backlog if assignment else None
 
