@@ -8,10 +8,15 @@ Replays: the sink inserts each batch with an ``insert_deduplication_token``; the
 table and the pre-aggregate tables keep a deduplication window, and ClickHouse
 (``deduplicate_blocks_in_dependent_materialized_views``, on by default since 24.x)
 drops the replayed block in the views too, so aggregates are never inflated.
+
+Upgrades: a view whose table is new (a model created by an older linkwatch) is filled
+from the events already there, and the Long COVID state of schema version 1, which kept
+onsets without filters, is replaced and rebuilt.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -20,10 +25,20 @@ from string import Template
 from linkwatch.dashboards.code_groups import CODE_LIST_VERSION, code_group_rows
 from linkwatch.streams.warehouse import Warehouse
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DATABASE = "linkwatch"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _STATEMENT_SPLIT = re.compile(r"^\s*;\s*$", re.MULTILINE)
+_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \S+ TO (\S+) AS\n(.*)\Z", re.DOTALL)
+#: Objects of schema version 1 whose shape changed in version 2, views first.
+_LONG_COVID_V1 = (
+    "long_covid_delta_mv", "long_covid_persons_mv", "long_covid_onsets_mv",
+    "long_covid_strata_mv", "long_covid_delta", "long_covid_onsets", "long_covid_persons",
+    "long_covid_strata",
+)  # fmt: skip
+#: Chunks (by person id) in which a new view is filled from the events already stored.
+BACKFILL_CHUNKS = 8
+log = logging.getLogger(__name__)
 
 
 class ModelError(ValueError):
@@ -98,8 +113,13 @@ def create_model(warehouse: Warehouse, database: str = DEFAULT_DATABASE) -> int:
     statements = schema_statements(database)
     if _server_version(warehouse) < CURRENT_DIALECT:
         statements, _ = legacy_statements(statements)
+    existing = _drop_long_covid_v1(warehouse, database, _tables(warehouse, database))
     for statement in statements:
         warehouse.command(statement)
+    for statement in statements:
+        view = _VIEW.match(statement)
+        if view and view[1].split(".", 1)[1] not in existing:
+            _backfill(warehouse, database, view[1], view[2])
     loaded = warehouse.query(
         f"SELECT count() FROM {database}.code_groups WHERE code_list_version = {{v:String}}",
         {"v": CODE_LIST_VERSION},
@@ -107,6 +127,50 @@ def create_model(warehouse: Warehouse, database: str = DEFAULT_DATABASE) -> int:
     if int(loaded) == 0:
         warehouse.insert(f"{database}.code_groups", code_group_rows())
     return int(warehouse.query(f"SELECT max(version) FROM {database}.schema_version").scalar())
+
+
+def _tables(warehouse: Warehouse, database: str) -> set[str]:
+    return set(
+        warehouse.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}", {"db": database}
+        ).column("name")
+    )
+
+
+def _drop_long_covid_v1(warehouse: Warehouse, database: str, existing: set[str]) -> set[str]:
+    """Drop the Long COVID objects of schema version 1 if they are there; the tables left."""
+    if "long_covid_onsets" not in existing:
+        return existing
+    columns = warehouse.query(
+        "SELECT name FROM system.columns WHERE database = {db:String} "
+        "AND table = 'long_covid_onsets'",
+        {"db": database},
+    ).column("name")
+    if "mask" in columns:
+        return existing
+    log.info("replacing the Long COVID state of schema version 1 in %s", database)
+    for name in _LONG_COVID_V1:
+        warehouse.command(f"DROP TABLE IF EXISTS {database}.{name}")
+    return existing - set(_LONG_COVID_V1)
+
+
+def _backfill(warehouse: Warehouse, database: str, target: str, select: str) -> None:
+    """Fill a view's new table ``target`` from the events stored before the view existed.
+
+    Runs the view's own query over the stored events, in chunks of person ids, so each
+    chunk holds every event of its ids (the Long COVID state needs them together).
+    Views fed by another view's table are filled through that view.
+    """
+    events = f"{database}.linked_events"
+    if not re.search(rf"\b{events}\b", select):
+        return
+    stored = int(warehouse.query(f"SELECT count() FROM {events}").scalar())
+    if stored == 0:
+        return
+    log.info("filling %s from %d stored events", target, stored)
+    for chunk in range(BACKFILL_CHUNKS):
+        part = f"(SELECT * FROM {events} WHERE cityHash64(person_id) % {BACKFILL_CHUNKS} = {chunk})"
+        warehouse.command(f"INSERT INTO {target} " + re.sub(rf"\b{events}\b", part, select))
 
 
 # ---------------------------------------------------------------------------
@@ -130,6 +194,7 @@ _SHARDING = {
     "code_groups": "cityHash64(code_group, code)",
     "long_covid_persons": "cityHash64(person_id)",
     "long_covid_strata": "cityHash64(person_id)",
+    "person_days": "cityHash64(person_id)",
 }
 # Tables that only pass blocks from one view to the next (ENGINE = Null): local only.
 _PASS_THROUGH = ("long_covid_delta",)

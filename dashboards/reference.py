@@ -87,7 +87,7 @@ SELECT
     round(countIf(e.link_outcome = 'linked') / nullIf(count(), 0), 4) AS link_rate,
     countIf(e.link_outcome = 'review') AS review_queue,
     (SELECT count() FROM ${db}.person_merges FINAL) AS merges,
-    uniq(if(m.canonical_person_id = '', e.person_id, m.canonical_person_id)) AS persons,
+    uniqExact(if(m.canonical_person_id = '', e.person_id, m.canonical_person_id)) AS persons,
     round(avg(e.link_weight), 2) AS mean_link_weight
 FROM ${db}.linked_events AS e
 LEFT JOIN (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m

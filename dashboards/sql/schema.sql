@@ -217,182 +217,74 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.freshness_mv TO ${db}.freshness AS
 SELECT maxState(event_time) AS latest_event_time, maxState(ingested_at) AS latest_ingested_at
 FROM ${db}.linked_events
 ;
--- Events that reached linked_events before freshness_mv existed (a model created by an
--- older linkwatch). Taking the maximum again changes nothing, so this runs every time.
-INSERT INTO ${db}.freshness (latest_event_time, latest_ingested_at)
-SELECT maxState(event_time), maxState(ingested_at)
-FROM ${db}.linked_events
-;
--- Long COVID case definition state, one row per person id as the linker wrote it (merges
--- are followed when the panel reads it): the first COVID-coded date (the index episode),
--- the first post-COVID date (2149-06-06 with has_covid / has_post = 0 when there is
--- none), the last symptom-cluster or post-COVID date, and the first, last and every
--- symptom-cluster date (the first and last decide most persons without the array).
--- Rows of one id from different insert blocks combine by min, max and array union, so
--- the state does not depend on the order or batching of events, and a replayed block
--- changes nothing. Partitioned by a hash of the id: all rows of one id share a
--- partition, and merges work on a quarter of the ids at a time.
-CREATE TABLE IF NOT EXISTS ${db}.long_covid_persons
+-- Linkage quality per day, for the linkage-quality panel: events, their link outcomes and
+-- weights, and a HyperLogLog state of the person ids (uniqCombined, exact up to a few
+-- thousand ids). The panel merges the states over the period and corrects them exactly
+-- for the ids named in merges, from person_days.
+CREATE TABLE IF NOT EXISTS ${db}.linkage_daily
 (
-    person_id      String,
-    covid_first    SimpleAggregateFunction(min, Date),
-    has_covid      SimpleAggregateFunction(max, UInt8),
-    post_first     SimpleAggregateFunction(min, Date),
-    has_post       SimpleAggregateFunction(max, UInt8),
-    last_date      SimpleAggregateFunction(max, Date),
-    symptom_first  SimpleAggregateFunction(min, Date),
-    symptom_last   SimpleAggregateFunction(max, Date),
-    symptom_dates  SimpleAggregateFunction(groupArrayArray, Array(Date))
+    day         Date,
+    events      AggregateFunction(sum, UInt64),
+    linked      AggregateFunction(sum, UInt64),
+    review      AggregateFunction(sum, UInt64),
+    weight_sum  AggregateFunction(sum, Float64),
+    person_ids  AggregateFunction(uniqCombined, String)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY day
+SETTINGS non_replicated_deduplication_window = 10000
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.linkage_daily_mv TO ${db}.linkage_daily AS
+SELECT
+    event_date AS day,
+    sumState(toUInt64(1)) AS events,
+    sumState(toUInt64(link_outcome = 'linked')) AS linked,
+    sumState(toUInt64(link_outcome = 'review')) AS review,
+    sumState(toFloat64(link_weight)) AS weight_sum,
+    uniqCombinedState(person_id) AS person_ids
+FROM ${db}.linked_events
+GROUP BY day
+;
+-- The days on which each person id has events (as the linker wrote the id), so the
+-- ids named in a merge can be found in a period without reading every event.
+CREATE TABLE IF NOT EXISTS ${db}.person_days
+(
+    person_id  String,
+    days       AggregateFunction(groupUniqArray, Date)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY cityHash64(person_id) % 4
 ORDER BY person_id
 SETTINGS non_replicated_deduplication_window = 10000
 ;
--- Persons by the day they first met the case definition, each person id counted as a
--- person of its own (the panel corrects for merged ids when it reads). Kept by the views
--- below: for the ids in each inserted block, long_covid_delta_mv reads their state
--- before the block, adds the block, and emits the id's case onset before and after; the
--- onset count moves by -1 / +1 when it changed, then the block joins the state. Exact as
--- long as inserts into linked_events do not overlap and each holds one block (up to
--- max_insert_block_size rows; the sink's batches are far smaller): a view does not see
--- the parts an unfinished INSERT has written. A replayed block changes no onset.
-CREATE TABLE IF NOT EXISTS ${db}.long_covid_onsets
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.person_days_mv TO ${db}.person_days AS
+SELECT person_id, groupUniqArrayState(event_date) AS days
+FROM ${db}.linked_events
+GROUP BY person_id
+;
+-- Long COVID. A person meets the case definition on their first qualifying date: an
+-- explicit post-COVID code, or a symptom-cluster code 4 to 52 weeks after their index
+-- episode (their first COVID-coded event). A stratum or source filter applies to the
+-- qualifying event; the index episode comes from all of the person's events.
+--
+-- The index episode of each person id as the linker wrote it (merges are followed when
+-- the panel reads it): rows of one id from different blocks combine by min, so the state
+-- does not depend on the order or batching of events and a replayed block changes
+-- nothing. Only ids with a COVID-coded event have a row.
+CREATE TABLE IF NOT EXISTS ${db}.long_covid_persons
 (
-    day      Date,
-    persons  Int64
+    person_id    String,
+    covid_first  SimpleAggregateFunction(min, Date),
+    has_covid    SimpleAggregateFunction(max, UInt8)
 )
-ENGINE = SummingMergeTree(persons)
-ORDER BY day
+ENGINE = AggregatingMergeTree
+PARTITION BY cityHash64(person_id) % 4
+ORDER BY person_id
+SETTINGS non_replicated_deduplication_window = 10000
 ;
-CREATE TABLE IF NOT EXISTS ${db}.long_covid_delta
-(
-    person_id      String,
-    covid_first    Date,
-    has_covid      UInt8,
-    post_first     Date,
-    has_post       UInt8,
-    last_date      Date,
-    symptom_first  Date,
-    symptom_last   Date,
-    symptom_dates  Array(Date),
-    had_onset      UInt8,
-    onset_before   Date,
-    has_onset      UInt8,
-    onset_after    Date
-)
-ENGINE = Null
-;
-CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_delta_mv TO ${db}.long_covid_delta AS
-SELECT
-    person_id, covid_first, has_covid, post_first, has_post, last_date, symptom_first,
-    symptom_last, symptom_dates,
-    toUInt8(notEmpty(before)) AS had_onset,
-    arrayMin(before) AS onset_before,
-    toUInt8(notEmpty(after)) AS has_onset,
-    arrayMin(after) AS onset_after
-FROM
-(
-    -- Each id's case onset (as a person of its own) before and after the block.
-    SELECT
-        *,
-        arrayConcat(
-            if(was_has_post = 1, [was_post_first], CAST([], 'Array(Date)')),
-            multiIf(
-                was_has_covid = 0 OR was_covid_first = toDate(0)
-                    OR was_symptom_first > was_covid_first + 364
-                    OR was_symptom_last < was_covid_first + 28,
-                CAST([], 'Array(Date)'),
-                was_symptom_first >= was_covid_first + 28,
-                [was_symptom_first],
-                arrayFilter(
-                    d -> d >= was_covid_first + 28 AND d <= was_covid_first + 364,
-                    was_symptom_dates))) AS before,
-        arrayConcat(
-            if(now_has_post = 1, [now_post_first], CAST([], 'Array(Date)')),
-            multiIf(
-                now_has_covid = 0 OR now_covid_first = toDate(0)
-                    OR now_symptom_first > now_covid_first + 364
-                    OR now_symptom_last < now_covid_first + 28,
-                CAST([], 'Array(Date)'),
-                now_symptom_first >= now_covid_first + 28,
-                [now_symptom_first],
-                arrayFilter(
-                    d -> d >= now_covid_first + 28 AND d <= now_covid_first + 364,
-                    now_symptom_dates))) AS after
-    FROM
-    (
-        SELECT
-            b.person_id AS person_id, b.covid_first AS covid_first, b.has_covid AS has_covid,
-            b.post_first AS post_first, b.has_post AS has_post, b.last_date AS last_date,
-            b.symptom_first AS symptom_first, b.symptom_last AS symptom_last,
-            b.symptom_dates AS symptom_dates,
-            if(s.present = 1, s.covid_first, toDate(65535)) AS was_covid_first,
-            s.has_covid AS was_has_covid,
-            if(s.present = 1, s.post_first, toDate(65535)) AS was_post_first,
-            s.has_post AS was_has_post,
-            if(s.present = 1, s.symptom_first, toDate(65535)) AS was_symptom_first,
-            s.symptom_last AS was_symptom_last,
-            s.symptom_dates AS was_symptom_dates,
-            least(was_covid_first, b.covid_first) AS now_covid_first,
-            greatest(was_has_covid, b.has_covid) AS now_has_covid,
-            least(was_post_first, b.post_first) AS now_post_first,
-            greatest(was_has_post, b.has_post) AS now_has_post,
-            least(was_symptom_first, b.symptom_first) AS now_symptom_first,
-            greatest(was_symptom_last, b.symptom_last) AS now_symptom_last,
-            arrayConcat(was_symptom_dates, b.symptom_dates) AS now_symptom_dates
-        FROM
-        (
-            SELECT
-                person_id,
-                min(if(has(code_groups, 'covid'), event_date, toDate(65535))) AS covid_first,
-                max(toUInt8(has(code_groups, 'covid'))) AS has_covid,
-                min(if(has(code_groups, 'post_covid'), event_date, toDate(65535))) AS post_first,
-                max(toUInt8(has(code_groups, 'post_covid'))) AS has_post,
-                maxIf(event_date, hasAny(code_groups, ['long_covid_symptom', 'post_covid']))
-                    AS last_date,
-                min(if(has(code_groups, 'long_covid_symptom'), event_date, toDate(65535)))
-                    AS symptom_first,
-                maxIf(event_date, has(code_groups, 'long_covid_symptom')) AS symptom_last,
-                groupUniqArrayIf(event_date, has(code_groups, 'long_covid_symptom')) AS symptom_dates
-            FROM ${db}.linked_events
-            WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid'])
-            GROUP BY person_id
-        ) AS b
-        LEFT JOIN
-        (
-            -- In a view, linked_events here is the inserted block: the state of its ids only.
-            SELECT person_id, toUInt8(1) AS present, min(covid_first) AS covid_first,
-                   max(has_covid) AS has_covid, min(post_first) AS post_first,
-                   max(has_post) AS has_post, min(symptom_first) AS symptom_first,
-                   max(symptom_last) AS symptom_last,
-                   groupArrayArray(symptom_dates) AS symptom_dates
-            FROM ${db}.long_covid_persons
-            WHERE person_id IN (SELECT person_id FROM ${db}.linked_events)
-            GROUP BY person_id
-        ) AS s ON s.person_id = b.person_id
-    )
-)
-SETTINGS join_use_nulls = 0
-;
-CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_persons_mv TO ${db}.long_covid_persons AS
-SELECT person_id, covid_first, has_covid, post_first, has_post, last_date, symptom_first,
-       symptom_last, symptom_dates
-FROM ${db}.long_covid_delta
-;
-CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_onsets_mv TO ${db}.long_covid_onsets AS
-SELECT change.1 AS day, change.2 AS persons
-FROM ${db}.long_covid_delta
-ARRAY JOIN
-    arrayConcat(
-        if(had_onset = 1, [(onset_before, toInt64(-1))], CAST([], 'Array(Tuple(Date, Int64))')),
-        if(has_onset = 1, [(onset_after, toInt64(1))], CAST([], 'Array(Tuple(Date, Int64))')))
-    AS change
-WHERE had_onset != has_onset OR onset_before != onset_after
-;
--- The same per person id and stratum of the symptom-cluster and post-COVID events, for
--- the Long COVID panel when a stratum or source filter is set (the filters apply to the
--- qualifying event; the index episode is taken from long_covid_persons).
+-- The symptom-cluster and post-COVID events of each person id and stratum: the first
+-- post-COVID date (2149-06-06 with has_post = 0 when there is none) and every
+-- symptom-cluster date.
 CREATE TABLE IF NOT EXISTS ${db}.long_covid_strata
 (
     person_id      String,
@@ -409,15 +301,199 @@ ENGINE = AggregatingMergeTree
 ORDER BY (person_id, source, region, age_band, sex, ses_quintile)
 SETTINGS non_replicated_deduplication_window = 10000
 ;
+-- Persons by the day they first met the case definition, for every combination of the
+-- panel's filters, each person id counted as a person of its own (the panel corrects for
+-- the ids named in merges when it reads). `mask` says which filters a row is for (1
+-- source, 2 region, 4 age band, 8 sex, 16 SES quintile); the others hold '' and 0.
+CREATE TABLE IF NOT EXISTS ${db}.long_covid_onsets
+(
+    mask          UInt8,
+    source        LowCardinality(String),
+    region        LowCardinality(String),
+    age_band      LowCardinality(String),
+    sex           LowCardinality(String),
+    ses_quintile  UInt8,
+    day           Date,
+    persons       Int64
+)
+ENGINE = SummingMergeTree(persons)
+ORDER BY (mask, source, region, age_band, sex, ses_quintile, day)
+;
+-- What one inserted block changes, one row per person id of the block, filter mask and
+-- stratum: the onset before and after the block (2149-06-06 = none), the id's index
+-- episode in the block (mask 0) and the block's events of a full stratum (mask 31,
+-- in_block = 1). The views below write the state and the onset counts from it.
+CREATE TABLE IF NOT EXISTS ${db}.long_covid_delta
+(
+    person_id              String,
+    mask                   UInt8,
+    source                 String,
+    region                 String,
+    age_band               String,
+    sex                    String,
+    ses_quintile           UInt8,
+    covid_first            Date,
+    has_covid              UInt8,
+    in_block               UInt8,
+    stratum_post_first     Date,
+    stratum_has_post       UInt8,
+    stratum_symptom_dates  Array(Date),
+    onset_before           Date,
+    onset_after            Date
+)
+ENGINE = Null
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_persons_mv TO ${db}.long_covid_persons AS
+SELECT person_id, covid_first, has_covid
+FROM ${db}.long_covid_delta
+WHERE mask = 0 AND has_covid = 1
+;
 CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_strata_mv TO ${db}.long_covid_strata AS
+SELECT person_id, source, region, age_band, sex, ses_quintile,
+       stratum_post_first AS post_first, stratum_has_post AS has_post,
+       stratum_symptom_dates AS symptom_dates
+FROM ${db}.long_covid_delta
+WHERE mask = 31 AND in_block = 1
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_onsets_mv TO ${db}.long_covid_onsets AS
+SELECT mask, source, region, age_band, sex, ses_quintile, change.1 AS day, change.2 AS persons
+FROM ${db}.long_covid_delta
+ARRAY JOIN
+    arrayConcat(
+        if(onset_before != toDate(65535), [(onset_before, toInt64(-1))],
+           CAST([], 'Array(Tuple(Date, Int64))')),
+        if(onset_after != toDate(65535), [(onset_after, toInt64(1))],
+           CAST([], 'Array(Tuple(Date, Int64))')))
+    AS change
+WHERE onset_before != onset_after
+;
+-- For the ids of each inserted block: their state before the block (read here, before
+-- any view below writes the block into it), the block's events, and from both the onset
+-- before and after the block for every filter mask and stratum. Exact as long as inserts
+-- into linked_events do not overlap and each holds one block (up to
+-- max_insert_block_size rows; the sink's batches are far smaller): a view does not see
+-- the parts an unfinished INSERT has written. A replayed block changes no onset.
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_delta_mv TO ${db}.long_covid_delta AS
 SELECT
-    person_id, source, region, age_band, sex, ses_quintile,
-    min(if(has(code_groups, 'post_covid'), event_date, toDate(65535))) AS post_first,
-    max(toUInt8(has(code_groups, 'post_covid'))) AS has_post,
-    groupUniqArrayIf(event_date, has(code_groups, 'long_covid_symptom')) AS symptom_dates
-FROM ${db}.linked_events
-WHERE hasAny(code_groups, ['long_covid_symptom', 'post_covid'])
-GROUP BY person_id, source, region, age_band, sex, ses_quintile
+    person_id,
+    mask,
+    if(bitTest(mask, 0), r_source, '') AS source,
+    if(bitTest(mask, 1), r_region, '') AS region,
+    if(bitTest(mask, 2), r_age_band, '') AS age_band,
+    if(bitTest(mask, 3), r_sex, '') AS sex,
+    if(bitTest(mask, 4), r_ses_quintile, 0) AS ses_quintile,
+    any(block_covid_first) AS covid_first,
+    any(block_has_covid) AS has_covid,
+    max(toUInt8(kind = 0)) AS in_block,
+    minIf(r_post_first, kind = 0) AS stratum_post_first,
+    maxIf(r_has_post, kind = 0) AS stratum_has_post,
+    groupArrayArrayIf(r_symptom_dates, kind = 0) AS stratum_symptom_dates,
+    min(q_before) AS onset_before,
+    min(q_after) AS onset_after
+FROM
+(
+    SELECT
+        x.person_id AS person_id,
+        x.kind AS kind,
+        x.source AS r_source,
+        x.region AS r_region,
+        x.age_band AS r_age_band,
+        x.sex AS r_sex,
+        x.ses_quintile AS r_ses_quintile,
+        x.post_first AS r_post_first,
+        x.has_post AS r_has_post,
+        x.symptom_dates AS r_symptom_dates,
+        i.covid_first AS block_covid_first,
+        i.has_covid AS block_has_covid,
+        -- The row's qualifying date with the index episode before the block (rows of the
+        -- state only) and after it (every row but the placeholder).
+        if(x.kind = 1,
+           least(if(x.has_post = 1, x.post_first, toDate(65535)),
+                 if(i.was_index > toDate(0),
+                    arrayMin(arrayPushBack(
+                        arrayFilter(d -> d >= i.was_index + 28 AND d <= i.was_index + 364,
+                                    x.symptom_dates),
+                        toDate(65535))),
+                    toDate(65535))),
+           toDate(65535)) AS q_before,
+        if(x.kind != 2,
+           least(if(x.has_post = 1, x.post_first, toDate(65535)),
+                 if(i.now_index > toDate(0),
+                    arrayMin(arrayPushBack(
+                        arrayFilter(d -> d >= i.now_index + 28 AND d <= i.now_index + 364,
+                                    x.symptom_dates),
+                        toDate(65535))),
+                    toDate(65535))),
+           toDate(65535)) AS q_after
+    FROM
+    (
+        -- The block's symptom-cluster and post-COVID events per id and stratum ...
+        SELECT person_id, toUInt8(0) AS kind, toString(source) AS source,
+               toString(region) AS region, toString(age_band) AS age_band,
+               toString(sex) AS sex, ses_quintile,
+               min(if(has(code_groups, 'post_covid'), event_date, toDate(65535))) AS post_first,
+               max(toUInt8(has(code_groups, 'post_covid'))) AS has_post,
+               groupUniqArrayIf(event_date, has(code_groups, 'long_covid_symptom'))
+                   AS symptom_dates
+        FROM ${db}.linked_events
+        WHERE hasAny(code_groups, ['long_covid_symptom', 'post_covid'])
+        GROUP BY person_id, source, region, age_band, sex, ses_quintile
+        UNION ALL
+        -- ... the state of the block's ids before the block (in a view, linked_events
+        -- here is the inserted block) ...
+        SELECT person_id, toUInt8(1) AS kind, toString(source) AS source,
+               toString(region) AS region, toString(age_band) AS age_band,
+               toString(sex) AS sex, ses_quintile, post_first, has_post, symptom_dates
+        FROM ${db}.long_covid_strata
+        WHERE person_id IN (
+            SELECT person_id FROM ${db}.linked_events
+            WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid']))
+        UNION ALL
+        -- ... and one row per id, so an id whose block holds only its index episode
+        -- still has its onsets recomputed and its index kept.
+        SELECT person_id, toUInt8(2) AS kind, '' AS source, '' AS region, '' AS age_band,
+               '' AS sex, toUInt8(0) AS ses_quintile, toDate(65535) AS post_first,
+               toUInt8(0) AS has_post, CAST([], 'Array(Date)') AS symptom_dates
+        FROM ${db}.linked_events
+        WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid'])
+        GROUP BY person_id
+    ) AS x
+    INNER JOIN
+    (
+        -- Each id's index episode in the block, before it and after it (1970-01-01 =
+        -- none, as in the case definition).
+        SELECT
+            b.person_id AS person_id,
+            b.covid_first AS covid_first,
+            b.has_covid AS has_covid,
+            s.covid_first AS was_index,
+            if(b.has_covid = 1, b.covid_first, toDate(0)) AS block_index,
+            multiIf(was_index = toDate(0), block_index, block_index = toDate(0), was_index,
+                    least(was_index, block_index)) AS now_index
+        FROM
+        (
+            SELECT person_id,
+                   min(if(has(code_groups, 'covid'), event_date, toDate(65535))) AS covid_first,
+                   max(toUInt8(has(code_groups, 'covid'))) AS has_covid
+            FROM ${db}.linked_events
+            WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid'])
+            GROUP BY person_id
+        ) AS b
+        LEFT JOIN
+        (
+            SELECT person_id, min(covid_first) AS covid_first
+            FROM ${db}.long_covid_persons
+            WHERE has_covid = 1 AND person_id IN (
+                SELECT person_id FROM ${db}.linked_events
+                WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid']))
+            GROUP BY person_id
+        ) AS s ON s.person_id = b.person_id
+    ) AS i ON i.person_id = x.person_id
+)
+ARRAY JOIN range(32) AS mask
+GROUP BY person_id, mask, source, region, age_band, sex, ses_quintile
+HAVING mask = 0 OR (mask = 31 AND in_block = 1) OR onset_before != onset_after
+SETTINGS join_use_nulls = 0
 ;
 -- Population denominators of the latest year per area, one row per stratum.
 CREATE VIEW IF NOT EXISTS ${db}.population_strata AS
@@ -436,3 +512,7 @@ GROUP BY region, ses_quintile, age_band, sex
 INSERT INTO ${db}.schema_version (version, description)
 SELECT 1, 'linked events, persons and merges, areas, code groups, alerts, weekly and daily counts'
 WHERE (SELECT count() FROM ${db}.schema_version WHERE version = 1) = 0
+;
+INSERT INTO ${db}.schema_version (version, description)
+SELECT 2, 'Long COVID onsets for every filter combination, linkage quality per day'
+WHERE (SELECT count() FROM ${db}.schema_version WHERE version = 2) = 0

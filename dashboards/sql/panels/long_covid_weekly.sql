@@ -4,10 +4,9 @@
 -- Persons are counted after merges, so one person linked late is counted once. The
 -- strata and source filters apply to the qualifying event.
 --
--- Read from what the warehouse keeps instead of the events: without a filter, the onset
--- counts (long_covid_onsets, each person id a person) corrected for the ids named in
--- person_merges from their state (long_covid_persons); with a filter, the per-stratum
--- state (long_covid_strata) and the index episodes of long_covid_persons.
+-- Read from what the warehouse keeps instead of the events: the onset counts of the
+-- filters' combination (long_covid_onsets, each person id a person), corrected for the
+-- ids named in person_merges from their state (long_covid_strata, long_covid_persons).
 SELECT
     q.week AS week,
     q.persons AS persons,
@@ -18,107 +17,100 @@ FROM
     SELECT toMonday(day) AS week, sum(persons) AS persons
     FROM
     (
-        -- Without a stratum filter: the onset counts the warehouse keeps, each person id
-        -- counted as a person of its own ...
         SELECT day, persons
         FROM ${db}.long_covid_onsets
-        WHERE {source:String} = '' AND {region:String} = '' AND {age_band:String} = ''
-          AND {sex:String} = '' AND {ses_quintile:UInt8} = 0
+        WHERE mask = toUInt8(({source:String} != '') + 2 * ({region:String} != '')
+                             + 4 * ({age_band:String} != '') + 8 * ({sex:String} != '')
+                             + 16 * ({ses_quintile:UInt8} != 0))
+          AND source = {source:String} AND region = {region:String}
+          AND age_band = {age_band:String} AND sex = {sex:String}
+          AND ses_quintile = {ses_quintile:UInt8}
           AND day BETWEEN {date_from:Date} AND {date_to:Date}
         UNION ALL
-        SELECT arrayMin(qualifying) AS day, sign AS persons
+        -- The ids named in a merge, absorbed or surviving, come out as persons of their
+        -- own (-1) and go back in once under their surviving id (+1).
+        SELECT onset AS day, sign AS persons
         FROM
         (
-            SELECT
-                sign,
-                if(has_index = 1, first_covid, toDate(0)) AS index_date,
-                index_date + 28 AS window_from,
-                index_date + 364 AS window_to,
-                -- The qualifying dates: the first post-COVID date and the symptom dates in
-                -- the window; the first and last symptom dates settle most persons.
-                arrayConcat(
-                    if(has_post = 1, [first_post], CAST([], 'Array(Date)')),
-                    multiIf(
-                        index_date = toDate(0) OR symptoms_from > window_to
-                            OR symptoms_to < window_from,
-                        CAST([], 'Array(Date)'),
-                        symptoms_from >= window_from,
-                        [symptoms_from],
-                        arrayFilter(d -> d >= window_from AND d <= window_to, symptoms)))
-                    AS qualifying
+            SELECT toInt64(-1) AS sign, min(q) AS onset
             FROM
             (
-                -- ... so the ids named in a merge, absorbed or surviving, come out ...
-                SELECT toInt64(-1) AS sign, min(covid_first) AS first_covid,
-                       max(has_covid) AS has_index, min(post_first) AS first_post,
-                       max(has_post) AS has_post, min(symptom_first) AS symptoms_from,
-                       max(symptom_last) AS symptoms_to, groupArrayArray(symptom_dates) AS symptoms
-                FROM ${db}.long_covid_persons
-                WHERE {source:String} = '' AND {region:String} = '' AND {age_band:String} = ''
-                  AND {sex:String} = '' AND {ses_quintile:UInt8} = 0
-                  AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
-                       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
-                GROUP BY person_id
-                UNION ALL
-                -- ... and go back in gathered under their surviving id. With a stratum
-                -- filter, every person: the events of the stratum from long_covid_strata,
-                -- the index episode from long_covid_persons.
-                SELECT toInt64(1) AS sign, min(r.covid_first) AS first_covid,
-                       max(r.has_covid) AS has_index, min(r.post_first) AS first_post,
-                       max(r.has_post) AS has_post, min(r.symptom_first) AS symptoms_from,
-                       max(r.symptom_last) AS symptoms_to,
-                       groupArrayArray(r.symptom_dates) AS symptoms
+                SELECT r.person_id AS id,
+                       least(if(r.has_post = 1, r.post_first, toDate(65535)),
+                             if(ix.index_date > toDate(0),
+                                arrayMin(arrayPushBack(
+                                    arrayFilter(d -> d >= ix.index_date + 28
+                                                     AND d <= ix.index_date + 364,
+                                                r.symptom_dates),
+                                    toDate(65535))),
+                                toDate(65535))) AS q
                 FROM
                 (
-                    SELECT person_id, toDate(covid_first) AS covid_first,
-                           toUInt8(has_covid) AS has_covid, toDate(post_first) AS post_first,
-                           toUInt8(has_post) AS has_post, toDate(symptom_first) AS symptom_first,
-                           toDate(symptom_last) AS symptom_last,
-                           CAST(symptom_dates, 'Array(Date)') AS symptom_dates
-                    FROM ${db}.long_covid_persons
-                    WHERE {source:String} = '' AND {region:String} = '' AND {age_band:String} = ''
-                      AND {sex:String} = '' AND {ses_quintile:UInt8} = 0
+                    SELECT person_id, post_first, has_post, symptom_dates
+                    FROM ${db}.long_covid_strata
+                    WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex}
+                      AND ${f_ses_quintile}
                       AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
                            OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
-                    UNION ALL
-                    SELECT person_id, toDate(covid_first) AS covid_first,
-                           toUInt8(has_covid) AS has_covid, toDate(65535) AS post_first,
-                           toUInt8(0) AS has_post, toDate(65535) AS symptom_first,
-                           toDate(0) AS symptom_last, CAST([], 'Array(Date)') AS symptom_dates
-                    FROM ${db}.long_covid_persons
-                    WHERE NOT ({source:String} = '' AND {region:String} = ''
-                               AND {age_band:String} = '' AND {sex:String} = ''
-                               AND {ses_quintile:UInt8} = 0)
-                      AND has_covid = 1
-                      -- Only persons with an event of the stratum can qualify in it (and
-                      -- the ids of a merge, whose events may be under another id).
-                      AND (person_id IN (SELECT person_id FROM ${db}.long_covid_strata
-                                         WHERE ${f_source} AND ${f_region} AND ${f_age_band}
-                                           AND ${f_sex} AND ${f_ses_quintile})
-                           OR person_id IN (SELECT person_id FROM ${db}.person_merges)
-                           OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
-                    UNION ALL
-                    SELECT person_id, toDate(65535) AS covid_first, toUInt8(0) AS has_covid,
-                           toDate(post_first) AS post_first, toUInt8(has_post) AS has_post,
-                           if(empty(symptom_dates), toDate(65535), arrayMin(symptom_dates))
-                               AS symptom_first,
-                           arrayMax(symptom_dates) AS symptom_last,
-                           CAST(symptom_dates, 'Array(Date)') AS symptom_dates
-                    FROM ${db}.long_covid_strata
-                    WHERE NOT ({source:String} = '' AND {region:String} = ''
-                               AND {age_band:String} = '' AND {sex:String} = ''
-                               AND {ses_quintile:UInt8} = 0)
-                      AND ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex}
-                      AND ${f_ses_quintile}
                 ) AS r
                 LEFT JOIN
-                    (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
-                    ON m.person_id = r.person_id
-                GROUP BY if(m.canonical_person_id = '', r.person_id, m.canonical_person_id)
+                (
+                    SELECT person_id, min(covid_first) AS index_date
+                    FROM ${db}.long_covid_persons
+                    WHERE has_covid = 1
+                      AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
+                           OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
+                    GROUP BY person_id
+                ) AS ix ON ix.person_id = r.person_id
             )
+            GROUP BY id
+            UNION ALL
+            SELECT toInt64(1) AS sign, min(q) AS onset
+            FROM
+            (
+                SELECT r.grp AS grp,
+                       least(if(r.has_post = 1, r.post_first, toDate(65535)),
+                             if(ix.index_date > toDate(0),
+                                arrayMin(arrayPushBack(
+                                    arrayFilter(d -> d >= ix.index_date + 28
+                                                     AND d <= ix.index_date + 364,
+                                                r.symptom_dates),
+                                    toDate(65535))),
+                                toDate(65535))) AS q
+                FROM
+                (
+                    SELECT if(m.canonical_person_id = '', s.person_id, m.canonical_person_id)
+                               AS grp,
+                           s.post_first AS post_first, s.has_post AS has_post,
+                           s.symptom_dates AS symptom_dates
+                    FROM ${db}.long_covid_strata AS s
+                    LEFT JOIN
+                        (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL)
+                        AS m ON m.person_id = s.person_id
+                    WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex}
+                      AND ${f_ses_quintile}
+                      AND (s.person_id IN (SELECT person_id FROM ${db}.person_merges)
+                           OR s.person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
+                ) AS r
+                LEFT JOIN
+                (
+                    -- A merged person's index episode is the first of all their ids'.
+                    SELECT if(m.canonical_person_id = '', c.person_id, m.canonical_person_id)
+                               AS grp,
+                           min(c.covid_first) AS index_date
+                    FROM ${db}.long_covid_persons AS c
+                    LEFT JOIN
+                        (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL)
+                        AS m ON m.person_id = c.person_id
+                    WHERE c.has_covid = 1
+                      AND (c.person_id IN (SELECT person_id FROM ${db}.person_merges)
+                           OR c.person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
+                    GROUP BY grp
+                ) AS ix ON ix.grp = r.grp
+            )
+            GROUP BY grp
         )
-        WHERE notEmpty(qualifying)
-          AND arrayMin(qualifying) BETWEEN {date_from:Date} AND {date_to:Date}
+        WHERE onset != toDate(65535) AND onset BETWEEN {date_from:Date} AND {date_to:Date}
     )
     GROUP BY week
     HAVING persons != 0
