@@ -22,13 +22,14 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import combinations, product
+from itertools import product
 from typing import Any
 
 import jellyfish
 import numpy as np
 import numpy.typing as npt
 
+from linkwatch.linkage.record_store import RecordStore
 from linkwatch.linkage.standardise import StandardRecord
 
 _soundex = lru_cache(maxsize=50_000)(jellyfish.soundex)
@@ -282,34 +283,14 @@ def blocked_pairs(
     passes: Sequence[BlockingPass] = DEFAULT_PASSES,
     cap: int = DEFAULT_BLOCK_CAP,
 ) -> tuple[dict[str, npt.NDArray[np.int64]], BlockingStats]:
-    """Candidate pairs (i < j, row numbers into ``records``) per pass, and the capping counts."""
-    stats = BlockingStats(per_pass_capped={p.name: 0 for p in passes})
-    out: dict[str, npt.NDArray[np.int64]] = {}
-    for p in passes:
-        blocks: dict[str, list[int]] = {}
-        for row, record in enumerate(records):
-            for key in p.keys(record):
-                blocks.setdefault(key, []).append(row)
-        chunks: list[npt.NDArray[np.int64]] = []
-        twos: list[tuple[int, int]] = []
-        for rows in blocks.values():
-            if len(rows) < 2:
-                continue
-            if len(rows) >= cap:
-                stats.capped_blocks += 1
-                stats.per_pass_capped[p.name] += 1
-                continue
-            if len(rows) <= 40:  # small blocks: plain tuples beat numpy's per-call cost
-                twos.extend(combinations(sorted(set(rows)), 2))
-                continue
-            arr = np.array(sorted(set(rows)), dtype=np.int64)
-            i, j = np.triu_indices(len(arr), k=1)
-            chunks.append(np.stack([arr[i], arr[j]], axis=1))
-        if twos:
-            chunks.append(np.array(twos, dtype=np.int64).reshape(-1, 2))
-        pairs = np.concatenate(chunks) if chunks else np.empty((0, 2), dtype=np.int64)
-        out[p.name] = _unique_pairs(pairs)
-    return out, stats
+    """Candidate pairs (i < j, row numbers into ``records``) per pass, and the capping counts.
+
+    Blocks of ``cap`` records or more are left out whole. The pairs of each pass are sorted
+    and distinct.
+    """
+    store = RecordStore()
+    store.extend(records, count_terms=False)
+    return blocked_pairs_of_keys(pass_keys(store, records, passes), passes, cap)
 
 
 def _unique_pairs(pairs: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -387,3 +368,248 @@ def pair_completeness(
 def passes_from_json(data: Iterable[Mapping[str, Any]]) -> tuple[BlockingPass, ...]:
     """Read blocking passes from their JSON form."""
     return tuple(BlockingPass.from_dict(item) for item in data)
+
+
+# --- whole batches, column-wise -------------------------------------------------------------
+
+Int64Array = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class PassKeys:
+    """The blocking keys of a batch in one pass: record ``rows[n]`` has key ``keys[n]``.
+
+    Rows are ascending; a row appears once per key it has in the pass (several for a double
+    surname). Keys are integers that are equal exactly when the keys' strings are equal.
+    """
+
+    rows: Int64Array
+    keys: Int64Array
+
+
+class _PartValues:
+    """Each key part's values over the rows of a record store, as (rows, value ids).
+
+    A value id stands for the part's value string: equal ids, equal strings. Names are
+    coded once per distinct string (their vocabulary code, or their soundex code).
+    """
+
+    def __init__(self, store: RecordStore, records: Sequence[StandardRecord], first_row: int):
+        self.store = store
+        self.records = records
+        self.first_row = first_row
+        self.size = len(records)
+        self._found: dict[str, tuple[Int64Array, Int64Array]] = {}
+        self._soundex_ids: dict[str, int] = {}
+        self._extra_ids: dict[str, int] = {}
+        # Records whose surname has more parts than the store keeps (two), by batch row.
+        self._more_parts = [
+            (row, record.family_parts[2:])
+            for row, record in enumerate(records)
+            if len(record.family_parts) > 2
+        ]
+
+    def column(self, name: str) -> Int64Array:
+        values = np.frombuffer(self.store.columns[name], dtype=np.int32)
+        out = values[self.first_row : self.first_row + self.size].astype(np.int64)
+        del values  # release the buffer so the store can grow again
+        return out
+
+    def get(self, part: str) -> tuple[Int64Array, Int64Array]:
+        found = self._found.get(part)
+        if found is None:
+            found = self._found[part] = self._compute(part)
+        return found
+
+    def _present(self, values: Int64Array) -> tuple[Int64Array, Int64Array]:
+        rows = np.flatnonzero(values)
+        return rows.astype(np.int64), values[rows]
+
+    def _soundex_of_codes(self, codes: Int64Array) -> Int64Array:
+        """Soundex ids of vocabulary codes (each distinct string coded once)."""
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        string, ids = self.store.vocabulary.string, self._soundex_ids
+        coded = [ids.setdefault(_soundex(string(c)), len(ids)) for c in distinct.tolist()]
+        return np.asarray(coded, dtype=np.int64)[inverse]
+
+    def _text_id(self, text: str) -> int:
+        """An id for a surname part the store does not keep (the third part on)."""
+        code = self.store.vocabulary.lookup(text)
+        if code >= 0:
+            return code
+        offset = len(self.store.vocabulary)
+        return offset + self._extra_ids.setdefault(text, len(self._extra_ids))
+
+    def _compute(self, part: str) -> tuple[Int64Array, Int64Array]:
+        simple = {
+            "national_id": "national_id",
+            "birth_year": "birth_year",
+            "postcode": "postcode",
+            "pc4": "pc4",
+            "house_number": "house_number",
+            "sex": "sex",
+        }
+        if part in simple:
+            return self._present(self.column(simple[part]))
+        if part == "date_of_birth":
+            year, month, day = (self.column(c) for c in ("birth_year", "birth_month", "birth_day"))
+            whole = (year != 0) & (month != 0) & (day != 0)
+            return self._present(np.where(whole, year * 10_000 + month * 100 + day, 0))
+        if part == "given_initial":
+            rows, codes = self._present(self.column("initials"))
+            letters = self.store.vocabulary.first_letters(codes.astype(np.int32))
+            return rows, letters.astype(np.int64)
+        if part == "given_code":
+            rows, codes = self._present(self.column("given_name"))
+            return rows, self._soundex_of_codes(codes)
+        if part in ("family_code", "family_name"):
+            return self._family(part == "family_code")
+        raise BlockingConfigError(f"unknown key part {part!r}")
+
+    def _family(self, as_soundex: bool) -> tuple[Int64Array, Int64Array]:
+        """Every distinct part (or part code) of each record's surname."""
+        rows1, codes1 = self._present(self.column("family_part1"))
+        rows2, codes2 = self._present(self.column("family_part2"))
+        rows = np.concatenate([rows1, rows2])
+        codes = np.concatenate([codes1, codes2])
+        values = self._soundex_of_codes(codes) if as_soundex else codes
+        if self._more_parts:
+            more_rows = [row for row, parts in self._more_parts for part in parts if part]
+            texts = [part for _, parts in self._more_parts for part in parts if part]
+            if as_soundex:
+                ids = self._soundex_ids
+                more = [ids.setdefault(_soundex(text), len(ids)) for text in texts]
+            else:
+                more = [self._text_id(text) for text in texts]
+            rows = np.concatenate([rows, np.asarray(more_rows, dtype=np.int64)])
+            values = np.concatenate([values, np.asarray(more, dtype=np.int64)])
+        # Sorted by row, each (row, value) once: a part repeated in a name is one key.
+        order = np.lexsort((values, rows))
+        rows, values = rows[order], values[order]
+        keep = np.ones(len(rows), dtype=bool)
+        keep[1:] = (rows[1:] != rows[:-1]) | (values[1:] != values[:-1])
+        return rows[keep], values[keep]
+
+
+def _combine(
+    first: tuple[Int64Array, Int64Array], second: tuple[Int64Array, Int64Array], size: int
+) -> tuple[Int64Array, Int64Array]:
+    """Every combination, per row, of the values of two parts, as one id per combination."""
+    rows_a, values_a = first
+    rows_b, values_b = second
+    counts_b = np.bincount(rows_b, minlength=size)
+    starts_b = np.concatenate(([0], np.cumsum(counts_b)[:-1]))
+    repeat = counts_b[rows_a]
+    rows = np.repeat(rows_a, repeat)
+    left = np.repeat(values_a, repeat)
+    within = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    right = values_b[np.repeat(starts_b[rows_a], repeat) + within]
+    if not len(rows):
+        return rows, left
+    span = int(right.max()) + 1
+    if int(left.max()) >= (1 << 62) // span:
+        left = np.unique(left, return_inverse=True)[1].astype(np.int64)
+        right = np.unique(right, return_inverse=True)[1].astype(np.int64)
+        span = int(right.max()) + 1
+    return rows, left * span + right
+
+
+def pass_keys(
+    store: RecordStore,
+    records: Sequence[StandardRecord],
+    passes: Sequence[BlockingPass] = DEFAULT_PASSES,
+    first_row: int = 0,
+) -> list[PassKeys]:
+    """The blocking keys of a batch of records, per pass, computed column by column.
+
+    ``records`` are the store's rows from ``first_row`` on; the keys' rows count from there.
+    Records share a key here exactly when :meth:`BlockingPass.keys` gives them a common key
+    (a missing number, stored as 0, has no key).
+    """
+    values = _PartValues(store, records, first_row)
+    out: list[PassKeys] = []
+    for p in passes:
+        combined = values.get(p.parts[0])
+        for part in p.parts[1:]:
+            combined = _combine(combined, values.get(part), len(records))
+        out.append(PassKeys(*combined))
+    return out
+
+
+def _grouped(rows: Int64Array, keys: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
+    """Rows sorted by key, then row; each entry's position in its block; the block sizes."""
+    order = np.lexsort((rows, keys))
+    rows, keys = rows[order], keys[order]
+    if not len(rows):
+        return rows, rows.copy(), rows.copy()
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    sizes = np.diff(np.concatenate((starts, [len(keys)])))
+    position = np.arange(len(rows), dtype=np.int64) - np.repeat(starts, sizes)
+    return rows, position, sizes
+
+
+def _pairs_before(rows: Int64Array, position: Int64Array) -> tuple[Int64Array, Int64Array]:
+    """Each entry with every entry before it in its block: (earlier rows, later rows)."""
+    later = np.repeat(np.arange(len(rows), dtype=np.int64), position)
+    within = np.arange(len(later), dtype=np.int64) - np.repeat(
+        np.cumsum(position) - position, position
+    )
+    earlier = later - np.repeat(position, position) + within
+    return rows[earlier], rows[later]
+
+
+def _codes_unique(codes: Int64Array) -> Int64Array:
+    codes = np.sort(codes)
+    keep = np.ones(len(codes), dtype=bool)
+    np.not_equal(codes[1:], codes[:-1], out=keep[1:])
+    return codes[keep]
+
+
+def blocked_pairs_of_keys(
+    keys: Sequence[PassKeys], passes: Sequence[BlockingPass], cap: int = DEFAULT_BLOCK_CAP
+) -> tuple[dict[str, Int64Array], BlockingStats]:
+    """:func:`blocked_pairs` from a batch's pass keys: blocks of ``cap`` rows or more are left
+    out whole."""
+    stats = BlockingStats(per_pass_capped={p.name: 0 for p in passes})
+    out: dict[str, Int64Array] = {}
+    for p, found in zip(passes, keys, strict=True):
+        rows, position, sizes = _grouped(found.rows, found.keys)
+        capped = int((sizes >= cap).sum())
+        stats.capped_blocks += capped
+        stats.per_pass_capped[p.name] += capped
+        usable = np.repeat(sizes < cap, sizes)
+        earlier, later = _pairs_before(rows, np.where(usable, position, 0))
+        codes = _codes_unique(earlier * (1 << 32) + later)
+        out[p.name] = np.stack([codes >> 32, codes & ((1 << 32) - 1)], axis=1)
+    return out, stats
+
+
+def indexed_candidate_codes(
+    keys: Sequence[PassKeys],
+    indexed: npt.NDArray[np.bool_],
+    passes: Sequence[BlockingPass],
+    cap: int = DEFAULT_BLOCK_CAP,
+) -> tuple[Int64Array, BlockingStats]:
+    """The candidates :class:`BlockingIndex` gives the ``indexed`` rows added in row order.
+
+    Each indexed row meets the indexed rows before it that share a block with it, unless
+    the block had already reached the cap. Returns the pairs as codes
+    ``later row << 32 | earlier row``, sorted and distinct (so each row's candidates come
+    in ascending order), and the capping counts the index would have.
+    """
+    stats = BlockingStats(per_pass_capped={p.name: 0 for p in passes})
+    # The index turns a block into its capped marker when the row at this position is added:
+    # rows up to it meet the rows before them, later rows meet the marker.
+    last = max(cap - 1, 2)
+    chunks: list[Int64Array] = []
+    for p, found in zip(passes, keys, strict=True):
+        mask = indexed[found.rows]
+        rows, position, sizes = _grouped(found.rows[mask], found.keys[mask])
+        capped = int((sizes > last).sum())
+        stats.capped_blocks += capped
+        stats.per_pass_capped[p.name] += capped
+        stats.capped_lookups += int(np.maximum(sizes - last - 1, 0).sum())
+        earlier, later = _pairs_before(rows, np.minimum(position, last) * (position <= last))
+        chunks.append(later * (1 << 32) + earlier)
+    codes = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+    return _codes_unique(codes), stats

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from linkwatch.linkage.batch import RecordBatch
 from linkwatch.linkage.blocking import BlockingIndex, BlockingStats
 from linkwatch.linkage.comparisons import CompiledComparisons
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
@@ -528,27 +529,31 @@ class LinkageEngine:
 
     def _score_pairs(self, left: Any, right: Any) -> list[float]:
         """Match weights of many stored pairs (left[n], right[n]), with numpy."""
-        import numpy as np
-
         out: list[float] = []
         step = 200_000
         for start in range(0, len(left), step):
             lo, hi = left[start : start + step], right[start : start + step]
-            matrix = self.comparisons.matrix_for(lo, hi)
-            weights = np.full(len(lo), self._prior_weight)
-            for k, w in enumerate(self._weights):
-                weights += np.asarray(w)[matrix[:, k]]
-            for k, level_index, column, u in self._tf:
-                hits = np.flatnonzero(matrix[:, k] == level_index)
-                if len(hits):
-                    column_values = np.frombuffer(self.store.columns[column], dtype=np.int32)
-                    values = column_values[lo[hits]]
-                    del column_values  # release the buffer so the store can grow again
-                    unique, inverse = np.unique(values, return_inverse=True)
-                    adjust = np.array([self._tf_adjustment(column, int(v), u) for v in unique])
-                    weights[hits] += adjust[inverse]
-            out.extend(weights.tolist())
+            out.extend(self._weights_of_levels(lo, self.comparisons.matrix_for(lo, hi)).tolist())
         return out
+
+    def _weights_of_levels(self, left: Any, matrix: Any) -> Any:
+        """Match weights of stored pairs from their levels; the term-frequency adjustments
+        follow the values of the ``left`` records (the records being added)."""
+        import numpy as np
+
+        weights = np.full(len(left), self._prior_weight)
+        for k, w in enumerate(self._weights):
+            weights += np.asarray(w)[matrix[:, k]]
+        for k, level_index, column, u in self._tf:
+            hits = np.flatnonzero(matrix[:, k] == level_index)
+            if len(hits):
+                column_values = np.frombuffer(self.store.columns[column], dtype=np.int32)
+                values = column_values[left[hits]]
+                del column_values  # release the buffer so the store can grow again
+                unique, inverse = np.unique(values, return_inverse=True)
+                adjust = np.array([self._tf_adjustment(column, int(v), u) for v in unique])
+                weights[hits] += adjust[inverse]
+        return weights
 
     def memory_bytes(self) -> int:
         """Bytes held by the engine's structures (store, vocabulary, index, persons, memo).
@@ -595,23 +600,26 @@ def link_batch(
     shuffle_seed: int | None = None,
     progress: Callable[[int], None] | None = None,
     collect_pairs: bool = False,
+    batch: RecordBatch | None = None,
 ) -> BatchResult:
-    """Run the incremental engine over a batch (in order, or shuffled with a seed).
+    """Link a batch (in order, or shuffled with a seed): the persons, merges and review pairs
+    of :meth:`LinkageEngine.add_batch` on a new engine, worked out for the whole batch at once.
 
+    ``batch`` (a :class:`RecordBatch` of these very records, say the one the model was
+    trained with) lends its codes, blocking keys and known comparison levels.
     The result lists records in their input order, whatever order they were processed in.
     """
     order = list(range(len(records)))
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(order)
-    engine = LinkageEngine(model)
+        batch = RecordBatch([records[i] for i in order])
+    elif batch is None or not batch.holds(records):
+        batch = RecordBatch(records)
+    engine = LinkageEngine(model, store=batch.store)
     scored: list[tuple[int, int, float]] = []
-    if collect_pairs:
-        engine.pair_sink = lambda row, candidate, weight: scored.append((row, candidate, weight))
-    results = engine.add_batch([records[i] for i in order], progress)
+    merges, review = _link_new_batch(engine, batch, progress, scored if collect_pairs else None)
     ids = engine.store.record_ids
     pairs = [(ids[row], ids[candidate], weight) for row, candidate, weight in scored]
-    merges = [m for r in results for m in r.merges]
-    review = [p for r in results for p in r.review]
     final = engine.person_ids()
     person_by_input = [""] * len(records)
     for row, i in enumerate(order):
@@ -625,3 +633,177 @@ def link_batch(
         pairs,
         engine.index.stats,
     )
+
+
+def _link_new_batch(
+    engine: LinkageEngine,
+    batch: RecordBatch,
+    progress: Callable[[int], None] | None,
+    scored: list[tuple[int, int, float]] | None,
+) -> tuple[list[MergeEvent], list[ReviewPair]]:
+    """Take :meth:`LinkageEngine.add_batch`'s decisions for a whole batch at once.
+
+    ``engine`` is new and holds the batch's records (rows in batch order, terms counted).
+    Which record is a copy of an earlier one, each record's candidates (the earlier indexed
+    records sharing an uncapped block) and every pair's weight are worked out with numpy
+    over the batch, to the bit as the engine would; only the link decisions, which depend on
+    the persons built so far, are taken record by record. The engine keeps its persons and
+    counts, not a blocking index: it serves the batch's result, not further additions.
+    """
+    import numpy as np
+
+    store, model = engine.store, engine.model
+
+    def column(name: str) -> Any:
+        values = np.frombuffer(store.columns[name], dtype=np.int32)
+        out = values.copy()
+        del values  # release the buffer so the store can grow again
+        return out
+
+    linkable = (
+        (column("national_id") != 0)
+        | (column("family_name") != 0)
+        | (column("given_name") != 0)
+        | ((column("birth_year") != 0) & (column("birth_month") != 0))
+    )
+    indexed = linkable.copy()
+    copy_codes = np.empty(0, dtype=np.int64)
+    if engine.collapse_duplicates and linkable.any():
+        rows = np.flatnonzero(linkable)
+        content = np.stack([column(name)[rows] for name in _COMPARED], axis=1)
+        _, first_at, group = np.unique(content, axis=0, return_index=True, return_inverse=True)
+        first = rows[first_at[group.ravel()]]
+        copies = np.flatnonzero(first != rows)
+        if len(copies):
+            copy_rows, first_rows = rows[copies], first[copies]
+            weights = _copy_weights(engine, copy_rows, first_rows)
+            collapsed = weights >= engine._link_weight
+            indexed[copy_rows[collapsed]] = False
+            copy_codes = copy_rows[collapsed] * (1 << 32) + first_rows[collapsed]
+    codes, engine.index.stats = batch.candidate_codes(indexed, model.passes, model.block_cap)
+    codes = np.sort(np.concatenate([codes, copy_codes]))
+    left, right = codes >> 32, codes & ((1 << 32) - 1)
+    del codes
+    engine.counts.duplicates += len(copy_codes)
+    engine.counts.pairs_scored += len(left)
+    weights = np.empty(len(left))
+    step = 500_000
+    for start in range(0, len(left), step):
+        lo, hi = left[start : start + step], right[start : start + step]
+        levels = batch.levels(engine.comparisons, lo, hi)
+        weights[start : start + step] = engine._weights_of_levels(lo, levels)
+    if scored is not None:
+        scored.extend(zip(left.tolist(), right.tolist(), weights.tolist(), strict=True))
+    floor = min(engine._review_weight, engine._link_weight)
+    relevant = np.flatnonzero(weights >= floor)
+    return _decide_in_order(
+        engine,
+        linkable.tolist(),
+        left[relevant].tolist(),
+        right[relevant].tolist(),
+        weights[relevant].tolist(),
+        progress,
+    )
+
+
+def _copy_weights(engine: LinkageEngine, rows: Any, firsts: Any) -> Any:
+    """:meth:`LinkageEngine._copy_weight` of each record and its first copy, to the bit.
+
+    The level weights of a group of copies are those of its first pair (the engine works
+    them out for the first copy that meets the first record and keeps them).
+    """
+    import numpy as np
+
+    _, at = np.unique(firsts, return_index=True)
+    levels = engine.comparisons.matrix_for(rows[at], firsts[at])
+    base = np.full(len(at), engine._prior_weight)
+    for k, w in enumerate(engine._weights):
+        base += np.asarray(w)[levels[:, k]]
+    group = np.searchsorted(firsts[at], firsts)
+    weights = base[group]
+    for k, level_index, column, u in engine._tf:
+        hit = (levels[:, k] == level_index)[group]
+        if hit.any():
+            values = np.frombuffer(engine.store.columns[column], dtype=np.int32)[rows[hit]]
+            unique, inverse = np.unique(values, return_inverse=True)
+            adjust = [engine._tf_adjustment(column, int(v), u) for v in unique]
+            weights[hit] += np.asarray(adjust)[inverse]
+    return weights
+
+
+def _decide_in_order(
+    engine: LinkageEngine,
+    linkable: list[bool],
+    rows: list[int],
+    candidates: list[int],
+    weights: list[float],
+    progress: Callable[[int], None] | None,
+) -> tuple[list[MergeEvent], list[ReviewPair]]:
+    """:meth:`LinkageEngine._decide` for every record in order, from the scored pairs that
+    reach the review or link weight (``rows[n]`` with ``candidates[n]``, rows ascending)."""
+    counts = engine.counts
+    parent, record_person = engine._parent, engine._record_person
+    find = engine._find
+    record_ids = engine.store.record_ids
+    link_weight = engine._link_weight
+    merges: list[MergeEvent] = []
+    review: list[ReviewPair] = []
+    pointer, end = 0, len(rows)
+    next_row = rows[0] if rows else -1
+    for row, can_link in enumerate(linkable):
+        if progress is not None and row and row % 1000 == 0:
+            progress(1000)
+        counts.records += 1
+        if row != next_row:
+            person = len(parent)
+            parent.append(person)
+            record_person.append(person)
+            counts.new_persons += 1
+            if not can_link:
+                counts.unlinkable += 1
+            continue
+        best_by_root: dict[int, float] = {}
+        grey: list[tuple[int, float]] = []
+        while pointer < end and rows[pointer] == row:
+            candidate, weight = candidates[pointer], weights[pointer]
+            pointer += 1
+            if weight >= link_weight:
+                root = find(record_person[candidate])
+                if weight > best_by_root.get(root, -math.inf):
+                    best_by_root[root] = weight
+            else:
+                grey.append((candidate, weight))
+        next_row = rows[pointer] if pointer < end else -1
+        record_id = record_ids[row]
+        for candidate, weight in grey:
+            if find(record_person[candidate]) not in best_by_root:
+                review.append(
+                    ReviewPair(
+                        record_id, record_ids[candidate], weight, 1.0 / (1.0 + 2.0 ** (-weight))
+                    )
+                )
+                counts.review_pairs += 1
+        if not best_by_root:
+            person = len(parent)
+            parent.append(person)
+            record_person.append(person)
+            counts.new_persons += 1
+            continue
+        surviving = min(best_by_root)
+        for root in sorted(best_by_root):
+            if root == surviving:
+                continue
+            parent[root] = surviving
+            merges.append(
+                MergeEvent(
+                    person_label(root), person_label(surviving), record_id, best_by_root[root]
+                )
+            )
+            counts.merges += 1
+        record_person.append(surviving)
+        counts.linked += 1
+    if progress is not None:
+        if linkable and len(linkable) % 1000 == 0:
+            progress(1000)
+        progress(len(linkable) % 1000)
+    return merges, review

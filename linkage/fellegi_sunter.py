@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from linkwatch.linkage.batch import RecordBatch
 from linkwatch.linkage.blocking import (
     DEFAULT_BLOCK_CAP,
     DEFAULT_PASSES,
     BlockingPass,
-    blocked_pairs,
     passes_from_json,
     union_of_pairs,
 )
@@ -488,16 +488,22 @@ def train_model(
     passes: Sequence[BlockingPass] = DEFAULT_PASSES,
     options: TrainingOptions | None = None,
     progress: ProgressCallback | None = None,
+    batch: RecordBatch | None = None,
 ) -> FellegiSunterModel:
-    """Train a Fellegi-Sunter model on unlabelled records."""
+    """Train a Fellegi-Sunter model on unlabelled records.
+
+    ``batch`` (a :class:`RecordBatch` of these very records) lends its codes and blocking
+    keys, and keeps the comparison levels of the blocked pairs for linking the batch after.
+    """
     options = options or TrainingOptions()
     if len(records) < 2:
         raise ValueError("training needs at least two records")
-    store = RecordStore()
-    store.extend(records)
+    if batch is None or not batch.holds(records):
+        batch = RecordBatch(records)
+    store = batch.store
     compiled = CompiledComparisons(specs, store)
     u, random_matrix = estimate_u(specs, store, compiled, options, progress)
-    per_pass, _ = blocked_pairs(records, passes, options.block_cap)
+    per_pass, _ = batch.blocked_pairs(passes, options.block_cap)
     rng = np.random.default_rng(options.seed + 1)
     summary = TrainingSummary(records=len(records), u_pairs=len(random_matrix))
 
@@ -518,6 +524,7 @@ def train_model(
             progress("comparing blocked pairs", done, len(union))
 
     union_matrix = compiled.comparison_matrix(union, tick)
+    batch.remember_levels(specs, union, union_matrix)
     union_codes = (union[:, 0] << 32) | union[:, 1]
 
     pass_matrices: dict[str, npt.NDArray[np.int8]] = {}

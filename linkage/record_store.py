@@ -9,9 +9,11 @@ plain ``int`` quickly, which is what the pair-by-pair comparison loop needs.
 from __future__ import annotations
 
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +62,16 @@ class Vocabulary:
             self._strings.append(value)
             self._first_letters.append(ord(value[0]))
         return found
+
+    def add_many(self, values: Iterable[str]) -> None:
+        """Intern new, non-empty strings, in order (each must not be known yet)."""
+        new = list(values)
+        first = len(self._strings)
+        self._codes.update(zip(new, range(first, first + len(new)), strict=True))
+        self._strings.extend(new)
+        self._first_letters.frombytes(
+            np.fromiter(map(ord, map(itemgetter(0), new)), np.int32, len(new)).tobytes()
+        )
 
     def first_letters(self, codes: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
         """The first character (as a code point) of the strings with these codes (0: missing)."""
@@ -174,10 +186,74 @@ class RecordStore:
                 counts[value] = counts.get(value, 0) + 1
                 non_missing[name] += 1
 
-    def extend(self, records: Iterable[StandardRecord]) -> None:
-        """Append many records."""
-        for record in records:
-            self.append(self.encode(record))
+    def extend(self, records: Iterable[StandardRecord], count_terms: bool = True) -> None:
+        """Append many records: the same rows, codes and counts as appending them one by one.
+
+        The work is done column by column: strings are interned in the order one-by-one
+        encoding would meet them (record by record, column by column), so that every code is
+        the one :meth:`encode` would give.
+        """
+        records = list(records)
+        if not records:
+            return
+        vocabulary = self.vocabulary
+        parts = [record.family_parts for record in records]
+        texts: list[list[str | None]] = [
+            [record.source for record in records],
+            [record.national_id for record in records],
+            [record.given_name for record in records],
+            [record.initials for record in records],
+            [record.family_name for record in records],
+            [p[0] if p else None for p in parts],
+            [p[1] if len(p) > 1 else None for p in parts],
+            [record.postcode for record in records],
+            [record.pc4 for record in records],
+            [record.house_addition for record in records],
+            [record.city for record in records],
+            [record.street for record in records],
+        ]
+        assert len(texts) == len(STRING_COLUMNS)
+        known = vocabulary._codes
+        vocabulary.add_many(
+            text
+            for text in dict.fromkeys(chain.from_iterable(zip(*texts, strict=True)))
+            if text and text not in known
+        )
+        codes: dict[str | None, int] = dict(known)
+        codes[None] = codes[""] = 0
+        find = codes.__getitem__
+        for name, values in zip(STRING_COLUMNS, texts, strict=True):
+            self.columns[name].frombytes(
+                np.fromiter(map(find, values), np.int32, len(values)).tobytes()
+            )
+        del texts, parts
+        sex_code = SEX_CODES.get
+        numbers = {
+            "birth_year": [record.birth_year or 0 for record in records],
+            "birth_month": [record.birth_month or 0 for record in records],
+            "birth_day": [record.birth_day or 0 for record in records],
+            "sex": [sex_code(record.sex or "", 0) for record in records],
+            "house_number": [record.house_number or 0 for record in records],
+        }
+        for name in INT_COLUMNS:
+            self.columns[name].frombytes(np.array(numbers[name], dtype=np.int32).tobytes())
+        self.record_ids.extend(record.record_id for record in records)
+        if count_terms:
+            self.count_column_terms(len(self.record_ids) - len(records))
+
+    def count_column_terms(self, first_row: int = 0) -> None:
+        """Add the values of rows ``first_row`` onwards to the term-frequency counts.
+
+        The counts come out as :meth:`count_terms` record by record would leave them, new
+        values in the order they first appear.
+        """
+        for name, counts in self.value_counts.items():
+            column = self.columns[name]
+            found = Counter(column[first_row:] if first_row else column)
+            missing = found.pop(0, 0)
+            for value, count in found.items():
+                counts[value] = counts.get(value, 0) + count
+            self.non_missing[name] += len(column) - first_row - missing
 
     def term_frequency(self, column: str, code: int) -> float:
         """Share of non-missing values of ``column`` equal to ``code`` (0.0 when unknown)."""

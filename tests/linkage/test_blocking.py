@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from linkwatch.linkage.batch import RecordBatch
 from linkwatch.linkage.blocking import (
     DEFAULT_PASSES,
     BlockingConfigError,
@@ -81,3 +83,65 @@ def test_pair_completeness_on_labelled_dutch_records() -> None:
     assert result.completeness >= 0.99
     # Every pass alone misses true pairs that the union of passes reaches.
     assert all(share < result.completeness for share in result.per_pass.values())
+
+
+def _blocked_pairs_by_strings(
+    records: list[StandardRecord], passes: tuple[BlockingPass, ...], cap: int
+) -> dict[str, set[tuple[int, int]]]:
+    """The pairs the passes' key strings give, written plainly."""
+    out: dict[str, set[tuple[int, int]]] = {}
+    for p in passes:
+        blocks: dict[str, list[int]] = {}
+        for row, record in enumerate(records):
+            for key in p.keys(record):
+                blocks.setdefault(key, []).append(row)
+        out[p.name] = {
+            (a, b)
+            for rows in blocks.values()
+            if len(rows) < cap
+            for a in rows
+            for b in rows
+            if a < b
+        }
+    return out
+
+
+def test_column_wise_keys_pair_the_records_their_key_strings_pair() -> None:
+    raw, _ = make_population(400, seed=11)
+    records = [standardise(r) for r in raw]
+    records += [
+        rec("m1", family_name="Jansen-de Vries-Bakker", given_name="Jan", date_of_birth="1980"),
+        rec("m2", family_name="Bakker", given_name="Jan", date_of_birth="1980-01-02"),
+        rec("m3", family_name="Vries-Bakker-Jansen", given_name="Johan", date_of_birth="1980"),
+        rec("m4", family_name="Smit-Bakker-Smid", given_name="J.", date_of_birth="1980"),
+    ]
+    passes = (
+        *DEFAULT_PASSES,
+        BlockingPass("surname", ("family_name",)),
+        BlockingPass("initial + sex + year", ("given_initial", "sex", "birth_year")),
+        BlockingPass("postcode", ("postcode",)),
+    )
+    for cap in (3, 500):
+        expected = _blocked_pairs_by_strings(records, passes, cap)
+        found, _ = blocked_pairs(records, passes, cap)
+        assert {name: {(int(a), int(b)) for a, b in pairs} for name, pairs in found.items()} == (
+            expected
+        )
+        assert all(len(pairs) == len(expected[name]) for name, pairs in found.items())
+
+
+def test_column_wise_candidates_are_those_of_the_index() -> None:
+    raw, _ = make_population(600, seed=12)
+    records = [standardise(r) for r in raw]
+    indexed = np.array([n % 7 != 3 for n in range(len(records))])
+    for cap in (2, 3, 4, 500):
+        index = BlockingIndex(DEFAULT_PASSES, cap)
+        expected: list[int] = []
+        for row, record in enumerate(records):
+            if indexed[row]:
+                keys = index.keys(record)
+                expected += [row << 32 | other for other in sorted(index.candidates(keys))]
+                index.add(keys, row)
+        codes, stats = RecordBatch(records).candidate_codes(indexed, DEFAULT_PASSES, cap)
+        assert codes.tolist() == expected
+        assert stats == index.stats

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linkwatch.linkage.batch import RecordBatch
 from linkwatch.linkage.clusters import LinkageEngine, link_batch
 from linkwatch.linkage.comparisons import DEFAULT_COMPARISONS
 from linkwatch.linkage.dutch_identities import make_population, without_identifiers
@@ -322,3 +323,49 @@ def test_repeated_identities_link_to_their_first_copy_with_the_same_persons(
     assert collapsed.counts.duplicates == repeats > len(records)
     assert collapsed.counts.pairs_scored * 3 < full.counts.pairs_scored
     assert len(full_results) == len(collapsed_results) == len(stream)
+
+
+@pytest.mark.parametrize("cap", [3, 40, 500])
+def test_link_batch_takes_exactly_the_decisions_of_adding_one_by_one(
+    dutch: tuple[list[StandardRecord], dict[str, str], FellegiSunterModel], cap: int
+) -> None:
+    # Copies of records (some exact, some from another source) exercise the collapse of
+    # repeated identities; a small block cap exercises capped blocks.
+    records, _, trained = dutch
+    model = replace(trained, block_cap=cap)
+    rng = random.Random(cap)
+    stream = list(records)
+    for n, record in enumerate(rng.sample(records, 300)):
+        source = record.source if n % 2 else "hospital"
+        stream.insert(rng.randrange(len(stream)), replace(record, record_id=f"c{n}", source=source))
+    online = LinkageEngine(model)
+    online.prime_term_frequencies(stream)
+    online.vector_threshold = 4  # exercise both scoring paths
+    online_pairs: list[tuple[str, str, float]] = []
+    ids = online.store.record_ids
+    online.pair_sink = lambda row, other, weight: online_pairs.append(
+        (ids[row], ids[other], weight)
+    )
+    results = [online.add(record, count_terms=False) for record in stream]
+    batch = link_batch(stream, model, collect_pairs=True)
+    assert batch.person_ids == online.person_ids()
+    assert batch.merges == [m for r in results for m in r.merges]
+    assert batch.review == [p for r in results for p in r.review]
+    assert batch.pairs == online_pairs  # the same candidates, in order, weights to the bit
+    assert batch.counts == online.counts
+    assert batch.blocking == online.index.stats
+    assert online.counts.duplicates > 0
+    assert (online.index.stats.capped_blocks > 0) == (cap == 3)
+
+
+def test_link_batch_reuses_the_training_batch_with_the_same_result(
+    dutch: tuple[list[StandardRecord], dict[str, str], FellegiSunterModel],
+) -> None:
+    records, _, _ = dutch
+    options = TrainingOptions(u_pairs=40_000)
+    batch = RecordBatch(records)
+    model = train_model(records, options=options, batch=batch)
+    assert model.to_json() == train_model(records, options=options).to_json()
+    shared = link_batch(records, model, collect_pairs=True, batch=batch)
+    alone = link_batch(records, model, collect_pairs=True)
+    assert shared == alone
