@@ -190,16 +190,19 @@ def _components(ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> dict[st
 
 
 def run_linkwatch(records: list[Any], raw: list[Any]) -> tuple[dict[str, str], str]:
+    from linkwatch.linkage.batch import RecordBatch
     from linkwatch.linkage.clusters import link_batch
     from linkwatch.linkage.fellegi_sunter import train_model
-    from linkwatch.linkage.standardise import clear_caches, standardise
+    from linkwatch.linkage.standardise import clear_caches, standardise_many
 
     # Standardisation is part of linkwatch's time (the baselines get its output for free),
     # from cold: the worker's own standardising must not have filled the memos.
     clear_caches()
-    standardised = [standardise(r) for r in raw]
-    model = train_model(standardised)
-    result = link_batch(standardised, model)
+    standardised = standardise_many(raw)
+    # Batch mode: the records are encoded and blocked once, for training and linking.
+    batch = RecordBatch(standardised)
+    model = train_model(standardised, batch=batch)
+    result = link_batch(standardised, model, batch=batch)
     return dict(zip(result.record_ids, result.person_ids, strict=True)), ""
 
 

@@ -26,6 +26,7 @@ from linkwatch.linkage.blocking import (
     indexed_candidate_codes,
     pass_keys,
 )
+from linkwatch.linkage.bulk import collector_paused
 from linkwatch.linkage.comparisons import ComparisonSpec, CompiledComparisons
 from linkwatch.linkage.record_store import RecordStore
 from linkwatch.linkage.standardise import StandardRecord
@@ -41,7 +42,8 @@ class RecordBatch:
     def __init__(self, records: Sequence[StandardRecord]) -> None:
         self.records = records
         self.store = RecordStore()
-        self.store.extend(records)
+        with collector_paused():
+            self.store.extend(records)
         self._keys: dict[tuple[str, ...], PassKeys] = {}
         # Per comparison table: codes (i << 32 | j, i < j) of pairs whose levels are known,
         # sorted, and the levels in that order.

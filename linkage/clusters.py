@@ -40,6 +40,7 @@ from typing import Any
 
 from linkwatch.linkage.batch import RecordBatch
 from linkwatch.linkage.blocking import BlockingIndex, BlockingStats
+from linkwatch.linkage.bulk import collector_paused
 from linkwatch.linkage.comparisons import CompiledComparisons
 from linkwatch.linkage.fellegi_sunter import FellegiSunterModel
 from linkwatch.linkage.record_store import COLUMNS, EncodedRecord, RecordStore
@@ -609,6 +610,18 @@ def link_batch(
     trained with) lends its codes, blocking keys and known comparison levels.
     The result lists records in their input order, whatever order they were processed in.
     """
+    with collector_paused():
+        return _link_batch(records, model, shuffle_seed, progress, collect_pairs, batch)
+
+
+def _link_batch(
+    records: Sequence[StandardRecord],
+    model: FellegiSunterModel,
+    shuffle_seed: int | None,
+    progress: Callable[[int], None] | None,
+    collect_pairs: bool,
+    batch: RecordBatch | None,
+) -> BatchResult:
     order = list(range(len(records)))
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(order)

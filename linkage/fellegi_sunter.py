@@ -39,6 +39,7 @@ from linkwatch.linkage.blocking import (
     passes_from_json,
     union_of_pairs,
 )
+from linkwatch.linkage.bulk import collector_paused
 from linkwatch.linkage.comparisons import (
     DEFAULT_COMPARISONS,
     ComparisonConfigError,
@@ -495,7 +496,18 @@ def train_model(
     ``batch`` (a :class:`RecordBatch` of these very records) lends its codes and blocking
     keys, and keeps the comparison levels of the blocked pairs for linking the batch after.
     """
-    options = options or TrainingOptions()
+    with collector_paused():
+        return _train_model(records, specs, passes, options or TrainingOptions(), progress, batch)
+
+
+def _train_model(
+    records: Sequence[StandardRecord],
+    specs: Sequence[ComparisonSpec],
+    passes: Sequence[BlockingPass],
+    options: TrainingOptions,
+    progress: ProgressCallback | None,
+    batch: RecordBatch | None,
+) -> FellegiSunterModel:
     if len(records) < 2:
         raise ValueError("training needs at least two records")
     if batch is None or not batch.holds(records):

@@ -19,8 +19,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from operator import attrgetter
+from typing import Any
+
+from linkwatch.linkage.bulk import collector_paused
 
 #: Dutch (and a few neighbouring) surname prefixes. A prefix never decides a match on its
 #: own: "van der Berg" and "Berg" are the same surname written two ways.
@@ -143,6 +149,8 @@ def fold_text(value: str) -> str:
     """Lower-case, strip diacritics and punctuation, collapse spaces ("Ém'ma Þór" → "emma thor")."""
     if value.isascii():  # nothing to fold but case
         text = value.lower()
+        if text.replace(" ", "").isalnum():  # only letters, digits and spaces: no punctuation
+            return " ".join(text.split())
     else:
         text = value.replace("ß", "ss").replace("Þ", "th").replace("þ", "th").replace("ø", "o")
         text = text.replace("Ø", "o").replace("æ", "ae").replace("Æ", "ae").replace("ĳ", "ij")
@@ -174,6 +182,8 @@ def standardise_family_name(value: str) -> FamilyName:
     text = fold_text(value)
     if not text:
         return FamilyName(None, (), None)
+    if " " not in text and "-" not in text:  # one word: the name itself, whatever it is
+        return FamilyName(text, (text,), None)
     parts: list[str] = []
     prefixes: list[str] = []
     for chunk in text.split("-"):
@@ -270,6 +280,14 @@ def standardise_date_of_birth(value: str) -> BirthDate:
     ``problem`` so the caller can report it.
     """
     text = value.strip()
+    if (
+        len(text) == 10
+        and text[4] == text[7] == "-"
+        and text[:4].isdecimal()
+        and text[5:7].isdecimal()
+        and text[8:].isdecimal()
+    ):  # the ISO form, which the first pattern reads, without the patterns
+        return _birth_date(int(text[:4]), int(text[5:7]), int(text[8:]))
     if " " in text or "T" in text:
         text = text.replace("T", " ").split(" ")[0]
     for pattern, order in _DATE_PATTERNS:
@@ -284,19 +302,21 @@ def standardise_date_of_birth(value: str) -> BirthDate:
                 )
             return BirthDate(year, None, None)
         a, b, c = (int(g) for g in match.groups())
-        year, month, day = (a, b, c) if order == "ymd" else (c, b, a)
-        if not MIN_BIRTH_YEAR <= year <= MAX_BIRTH_YEAR:
-            return BirthDate(
-                None, None, None, f"birth year outside {MIN_BIRTH_YEAR}-{MAX_BIRTH_YEAR}"
-            )
-        if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month - 1]) or (
-            month == 2 and day == 29 and not _is_leap(year)
-        ):
-            if 1 <= month <= 31 and 1 <= day <= 31:
-                return BirthDate(year, month, day, "not a calendar date")
-            return BirthDate(year, None, None, "not a calendar date; only the year is kept")
-        return BirthDate(year, month, day)
+        return _birth_date(a, b, c) if order == "ymd" else _birth_date(c, b, a)
     return BirthDate(None, None, None, "not a date (expected YYYY-MM-DD or YYYY)")
+
+
+def _birth_date(year: int, month: int, day: int) -> BirthDate:
+    """Check the components of a full date (see :func:`standardise_date_of_birth`)."""
+    if not MIN_BIRTH_YEAR <= year <= MAX_BIRTH_YEAR:
+        return BirthDate(None, None, None, f"birth year outside {MIN_BIRTH_YEAR}-{MAX_BIRTH_YEAR}")
+    if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month - 1]) or (
+        month == 2 and day == 29 and not _is_leap(year)
+    ):
+        if 1 <= month <= 31 and 1 <= day <= 31:
+            return BirthDate(year, month, day, "not a calendar date")
+        return BirthDate(year, None, None, "not a calendar date; only the year is kept")
+    return BirthDate(year, month, day)
 
 
 def _is_leap(year: int) -> bool:
@@ -318,6 +338,15 @@ def standardise_postcode(value: str) -> tuple[str | None, str | None]:
     A value that fits neither form returns (None, None).
     """
     text = value.strip()
+    compact = text[:4] + text[5:] if len(text) == 7 and text[4] == " " else text
+    if (
+        len(compact) == 6
+        and compact.isascii()
+        and compact[0] != "0"
+        and compact[:4].isdigit()
+        and compact[4:].isalpha()
+    ):  # "1234AB" or "1234 ab", which the patterns below read, without them
+        return compact[:4] + compact[4:].upper(), compact[:4]
     if _PC4_FLOAT.fullmatch(text):  # a postcode column read as floats
         text = text[:-2]
     text = _POSTCODE_NOISE.sub("", text).upper()
@@ -359,73 +388,212 @@ def clear_caches() -> None:
         function.cache_clear()
 
 
+# --- whole records ---------------------------------------------------------------------------
+#
+# Each reader turns one raw field value into its standard parts and the reason it could not be
+# read (None when it could). A blank value is missing, which is no problem.
+
+_NO_GIVEN = (None, None)
+_NO_FAMILY = (None, (), None)
+_NO_DATE = (None, None, None)
+_NO_PAIR = (None, None)
+
+FieldParts = tuple[Any, ...]
+
+
+def _read_given(value: str | None) -> tuple[FieldParts, str | None]:
+    if _blank(value):
+        return _NO_GIVEN, None
+    given = standardise_given_name(str(value))
+    if given.name is None and given.initials is None:
+        return _NO_GIVEN, "no letters"
+    return (given.name, given.initials), None
+
+
+def _read_family(value: str | None) -> tuple[FieldParts, str | None]:
+    if _blank(value):
+        return _NO_FAMILY, None
+    family = standardise_family_name(str(value))
+    return (family.name, family.parts, family.tussenvoegsel), (
+        "no letters" if family.name is None else None
+    )
+
+
+def _read_date(value: str | None) -> tuple[FieldParts, str | None]:
+    if _blank(value):
+        return _NO_DATE, None
+    birth = standardise_date_of_birth(str(value))
+    return (birth.year, birth.month, birth.day), birth.problem or None
+
+
+def _read_sex(value: str | None) -> tuple[FieldParts, str | None]:
+    if _blank(value):
+        return (None,), None
+    sex, readable = standardise_sex(str(value))
+    return (sex,), None if readable else "expected M/F (or V, man, vrouw, 1, 2)"
+
+
+def _read_postcode(value: str | None) -> tuple[FieldParts, str | None]:
+    if _blank(value):
+        return _NO_PAIR, None
+    postcode, pc4 = standardise_postcode(str(value))
+    return (postcode, pc4), "expected 1234AB or 1234" if pc4 is None else None
+
+
+def _read_house_number(value: str | None) -> tuple[FieldParts, str | None]:
+    if _blank(value):
+        return _NO_PAIR, None
+    number, addition = standardise_house_number(str(value))
+    return (number, addition), ("expected a number with an addition" if number is None else None)
+
+
+def _read_national_id(value: str | None) -> str | None:
+    return None if _blank(value) else "".join(str(value).split())
+
+
+def _read_text(value: str | None) -> str | None:
+    return None if _blank(value) else (fold_text(str(value)) or None)
+
+
+def _read_source(value: str | None) -> str:
+    return (value or "").strip()
+
+
+#: The fields that can carry an issue, in the order a record's issues list them.
+_CHECKED_FIELDS: tuple[tuple[str, Callable[[str | None], tuple[FieldParts, str | None]]], ...] = (
+    ("given_name", _read_given),
+    ("family_name", _read_family),
+    ("date_of_birth", _read_date),
+    ("sex", _read_sex),
+    ("postcode", _read_postcode),
+    ("house_number", _read_house_number),
+)
+
+
 def standardise(raw: RawRecord) -> StandardRecord:
     """Standardise every field of one raw record, collecting issues instead of raising."""
     issues: list[StandardisationIssue] = []
-    record_id = raw.record_id
-
-    def report(field_name: str, value: str, reason: str) -> None:
-        issues.append(StandardisationIssue(record_id, field_name, value, reason))
-
-    national_id = None if _blank(raw.national_id) else "".join(str(raw.national_id).split())
-
-    given = GivenName(None, None)
-    if not _blank(raw.given_name):
-        given = standardise_given_name(str(raw.given_name))
-        if given.name is None and given.initials is None:
-            report("given_name", str(raw.given_name), "no letters")
-
-    family = FamilyName(None, (), None)
-    if not _blank(raw.family_name):
-        family = standardise_family_name(str(raw.family_name))
-        if family.name is None:
-            report("family_name", str(raw.family_name), "no letters")
-
-    birth = BirthDate(None, None, None)
-    if not _blank(raw.date_of_birth):
-        birth = standardise_date_of_birth(str(raw.date_of_birth))
-        if birth.problem:
-            report("date_of_birth", str(raw.date_of_birth), birth.problem)
-
-    sex = None
-    if not _blank(raw.sex):
-        sex, readable = standardise_sex(str(raw.sex))
-        if not readable:
-            report("sex", str(raw.sex), "expected M/F (or V, man, vrouw, 1, 2)")
-
-    postcode = pc4 = None
-    if not _blank(raw.postcode):
-        postcode, pc4 = standardise_postcode(str(raw.postcode))
-        if pc4 is None:
-            report("postcode", str(raw.postcode), "expected 1234AB or 1234")
-
-    house_number = house_addition = None
-    if not _blank(raw.house_number):
-        house_number, house_addition = standardise_house_number(str(raw.house_number))
-        if house_number is None:
-            report("house_number", str(raw.house_number), "expected a number with an addition")
-
-    city = None if _blank(raw.city) else (fold_text(str(raw.city)) or None)
-    street = None if _blank(raw.street) else (fold_text(str(raw.street)) or None)
-
+    parts: list[FieldParts] = []
+    for name, read in _CHECKED_FIELDS:
+        value = getattr(raw, name)
+        found, reason = read(value)
+        parts.append(found)
+        if reason is not None:
+            issues.append(StandardisationIssue(raw.record_id, name, str(value), reason))
+    (given, initials), family, birth, (sex,), postcode, house = parts
     return StandardRecord(
         record_id=raw.record_id,
-        source=(raw.source or "").strip(),
-        national_id=national_id,
-        given_name=given.name,
-        initials=given.initials,
-        family_name=family.name,
-        family_parts=family.parts,
-        tussenvoegsel=family.tussenvoegsel,
-        birth_year=birth.year,
-        birth_month=birth.month,
-        birth_day=birth.day,
+        source=_read_source(raw.source),
+        national_id=_read_national_id(raw.national_id),
+        given_name=given,
+        initials=initials,
+        family_name=family[0],
+        family_parts=family[1],
+        tussenvoegsel=family[2],
+        birth_year=birth[0],
+        birth_month=birth[1],
+        birth_day=birth[2],
         sex=sex,
-        postcode=postcode,
-        pc4=pc4,
-        house_number=house_number,
-        house_addition=house_addition,
-        city=city,
-        street=street,
+        postcode=postcode[0],
+        pc4=postcode[1],
+        house_number=house[0],
+        house_addition=house[1],
+        city=_read_text(raw.city),
+        street=_read_text(raw.street),
         issues=tuple(issues),
     )
+
+
+def _read_columns(
+    values: list[str | None], read: Callable[[str | None], tuple[FieldParts, str | None]]
+) -> tuple[list[list[Any]], list[tuple[int, str]]]:
+    """``read`` of every value, each distinct value read once: a column per part, and the
+    rows whose value could not be read, with the reason."""
+    distinct = dict.fromkeys(values)
+    if not all(type(value) is str or value is None for value in distinct):
+        # Values of other types can be equal and read differently (1 == 1.0 == True).
+        found = [read(value) for value in values]
+        width = len(found[0][0]) if found else 0
+        columns = [[parts[n] for parts, _ in found] for n in range(width)]
+        return columns, [(row, reason) for row, (_, reason) in enumerate(found) if reason]
+    memo = {value: read(value) for value in distinct}
+    width = len(next(iter(memo.values()))[0]) if memo else 0
+    columns = [
+        list(map({value: parts[n] for value, (parts, _) in memo.items()}.__getitem__, values))
+        for n in range(width)
+    ]
+    unreadable = {value: reason for value, (_, reason) in memo.items() if reason}
+    problems = (
+        [(row, unreadable[v]) for row, v in enumerate(values) if v in unreadable]
+        if unreadable
+        else []
+    )
+    return columns, problems
+
+
+def _read_simple_column(values: list[str | None], read: Callable[[str | None], Any]) -> list[Any]:
+    """``read`` of every value (one that raises no issue), each distinct value read once."""
+    distinct = dict.fromkeys(values)
+    if not all(type(value) is str or value is None for value in distinct):
+        return [read(value) for value in values]
+    return list(map({value: read(value) for value in distinct}.__getitem__, values))
+
+
+_RECORD_SLOTS = tuple(StandardRecord.__dict__[f.name] for f in fields(StandardRecord))
+
+
+def standardise_many(raws: Sequence[RawRecord]) -> list[StandardRecord]:
+    """Standardise many records: the records :func:`standardise` gives one by one.
+
+    The work is done field by field, and each distinct value of a field is read once: names,
+    dates and postcodes repeat a lot in a batch. The records are built field by field too:
+    each slot is filled for every record in one pass, as the frozen dataclass's ``__init__``
+    fills them one record at a time.
+    """
+    with collector_paused():
+        return _standardise_many(raws)
+
+
+def _standardise_many(raws: Sequence[RawRecord]) -> list[StandardRecord]:
+    record_ids = [raw.record_id for raw in raws]
+    issues: dict[int, list[StandardisationIssue]] = {}
+    columns: list[list[Any]] = []
+    for name, read in _CHECKED_FIELDS:
+        values: list[str | None] = list(map(attrgetter(name), raws))
+        found, problems = _read_columns(values, read)
+        columns += found
+        for row, reason in problems:
+            issue = StandardisationIssue(record_ids[row], name, str(values[row]), reason)
+            issues.setdefault(row, []).append(issue)
+    given, initials, family, family_parts, tussenvoegsel, year, month, day, sex = columns[:9]
+    postcode, pc4, house_number, house_addition = columns[9:]
+    record_issues: list[tuple[StandardisationIssue, ...]] = [()] * len(raws)
+    for row, found_issues in issues.items():
+        record_issues[row] = tuple(found_issues)
+    in_order: tuple[list[Any], ...] = (
+        record_ids,
+        _read_simple_column(list(map(attrgetter("source"), raws)), _read_source),
+        _read_simple_column(list(map(attrgetter("national_id"), raws)), _read_national_id),
+        given,
+        initials,
+        family,
+        family_parts,
+        tussenvoegsel,
+        year,
+        month,
+        day,
+        sex,
+        postcode,
+        pc4,
+        house_number,
+        house_addition,
+        _read_simple_column(list(map(attrgetter("city"), raws)), _read_text),
+        _read_simple_column(list(map(attrgetter("street"), raws)), _read_text),
+        record_issues,
+    )
+    assert len(in_order) == len(_RECORD_SLOTS)
+    new = object.__new__
+    records = [new(StandardRecord) for _ in range(len(raws))]
+    for slot, column in zip(_RECORD_SLOTS, in_order, strict=True):
+        deque(map(slot.__set__, records, column), maxlen=0)
+    return records

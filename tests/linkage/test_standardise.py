@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from linkwatch.linkage.dutch_identities import make_population
 from linkwatch.linkage.standardise import (
     RawRecord,
     fold_text,
@@ -14,6 +15,7 @@ from linkwatch.linkage.standardise import (
     standardise_family_name,
     standardise_given_name,
     standardise_house_number,
+    standardise_many,
     standardise_postcode,
     standardise_sex,
 )
@@ -201,3 +203,21 @@ def test_blank_and_nan_values_are_missing_not_malformed() -> None:
     assert record.given_name is None
     assert record.family_name is None
     assert not record.has_linkable_content
+
+
+def test_many_records_standardise_as_one_by_one_with_their_issues() -> None:
+    raw, _ = make_population(300, seed=21)
+    raw += [
+        RawRecord("odd1", "gp", " 12 34 ", "J.P.", "van der Berg", "31-02-1980", "x", "1234", "0"),
+        RawRecord("odd2", "gp", None, "---", "...", "1870", "V", "12345", "12a"),
+        RawRecord("odd3", " ooh ", "nan", "Émma", "Jansen-de Vries", "1980-13-45", "", "1234 ab"),
+        RawRecord("odd4", "gp", "t", "jp", "Vries, de", "19800102", "M", "1234.0", "12.0"),
+        RawRecord("odd5", "gp", given_name="Jan", date_of_birth="1980-1-2T00:00", city=" Den Haag"),
+        RawRecord("odd6", "gp", given_name="Jan", date_of_birth="1980-02-29", street="Dorpsstraat"),
+    ]
+    raw += raw[-6:]  # repeated values are read once, and still reported per record
+    many = standardise_many(raw)
+    one_by_one = [standardise(r) for r in raw]
+    assert many == one_by_one
+    assert [r.issues for r in many] == [r.issues for r in one_by_one]
+    assert sum(len(r.issues) for r in many) >= 10
