@@ -29,7 +29,7 @@ SCHEMA_VERSION = 2
 DEFAULT_DATABASE = "linkwatch"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _STATEMENT_SPLIT = re.compile(r"^\s*;\s*$", re.MULTILINE)
-_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \S+ TO (\S+) AS\n(.*)\Z", re.DOTALL)
+_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \S+\s+TO (\S+) AS\n(.*)\Z", re.DOTALL)
 #: Objects of schema version 1 whose shape changed in version 2, views first.
 _LONG_COVID_V1 = (
     "long_covid_delta_mv", "long_covid_persons_mv", "long_covid_onsets_mv",
@@ -97,6 +97,7 @@ def legacy_statements(statements: list[str]) -> tuple[list[str], list[str]]:
         text = re.sub(r"DateTime64\(3,\s*'UTC'\)", "DateTime('UTC')", statement)
         text = re.sub(r"LowCardinality\((\w+)\)", r"\1", text)
         text = text.replace("now64(3)", "now()")
+        text = re.sub(r",\s*non_replicated_deduplication_window = \d+", "", text)
         text = re.sub(r"\n\s*SETTINGS non_replicated_deduplication_window = \d+", "", text)
         kept.append(text)
     return kept, skipped
@@ -163,6 +164,11 @@ def _backfill(warehouse: Warehouse, database: str, target: str, select: str) -> 
     """
     events = f"{database}.linked_events"
     if not re.search(rf"\b{events}\b", select):
+        if re.search(
+            rf"^FROM \(SELECT DISTINCT .*\n\s*FROM {database}\.person_merges\)", select, re.M
+        ):
+            # A copy for the ids named in merges: over all merges at once.
+            warehouse.command(f"INSERT INTO {target} {select}")
         return
     stored = int(warehouse.query(f"SELECT count() FROM {events}").scalar())
     if stored == 0:
@@ -195,6 +201,9 @@ _SHARDING = {
     "long_covid_persons": "cityHash64(person_id)",
     "long_covid_strata": "cityHash64(person_id)",
     "person_days": "cityHash64(person_id)",
+    "person_days_merged": "cityHash64(person_id)",
+    "long_covid_persons_merged": "cityHash64(person_id)",
+    "long_covid_strata_merged": "cityHash64(person_id)",
 }
 # Tables that only pass blocks from one view to the next (ENGINE = Null): local only.
 _PASS_THROUGH = ("long_covid_delta",)
@@ -232,7 +241,9 @@ def cluster_ddl(
     and the Distributed count tables sum the shards. The Long COVID per-person state and
     onset counts are kept per shard from the shard's own events, so they equal the case
     definition only when each person's events share a shard: use
-    ``sharding_key="cityHash64(person_id)"`` for them. Replicated tables deduplicate
+    ``sharding_key="cityHash64(person_id)"`` for them. The copies of the state for the ids
+    named in merges are taken on the shard of the merge row; a surviving id whose events
+    live on another shard is corrected from that shard's copy only. Replicated tables deduplicate
     inserted blocks by default, which keeps a replayed batch from counting twice.
     ``{shard}`` and ``{replica}`` are the macros each server defines in its configuration.
     """
@@ -266,6 +277,7 @@ def cluster_ddl(
                 return f"ENGINE = Replicated{m['engine']}({', '.join(args)})"
 
             body = statement[len(header) :]
+            body = re.sub(r",\s*non_replicated_deduplication_window = \d+", "", body)
             body = re.sub(r"\s*SETTINGS non_replicated_deduplication_window = \d+", "", body)
             local = f"CREATE TABLE IF NOT EXISTS {database}.{name}_local ON CLUSTER {cluster}"
             out.append(local + _ENGINE.sub(replicate, body, count=1))

@@ -245,8 +245,10 @@ SELECT
 FROM ${db}.linked_events
 GROUP BY day
 ;
--- The days on which each person id has events (as the linker wrote the id), so the
--- ids named in a merge can be found in a period without reading every event.
+-- The days on which each person id has events (as the linker wrote the id), and the same
+-- for the ids named in merges only (copied when a merge names an id, added to by every
+-- later block of such an id), so the linkage-quality panel finds which of them have
+-- events in its period without reading every event or every id.
 CREATE TABLE IF NOT EXISTS ${db}.person_days
 (
     person_id  String,
@@ -255,12 +257,42 @@ CREATE TABLE IF NOT EXISTS ${db}.person_days
 ENGINE = AggregatingMergeTree
 PARTITION BY cityHash64(person_id) % 4
 ORDER BY person_id
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS index_granularity = 256, non_replicated_deduplication_window = 10000
 ;
 CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.person_days_mv TO ${db}.person_days AS
 SELECT person_id, groupUniqArrayState(event_date) AS days
 FROM ${db}.linked_events
 GROUP BY person_id
+;
+CREATE TABLE IF NOT EXISTS ${db}.person_days_merged
+(
+    person_id  String,
+    days       AggregateFunction(groupUniqArray, Date)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY person_id
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.person_days_merged_mv TO ${db}.person_days_merged AS
+SELECT person_id, groupUniqArrayState(event_date) AS days
+FROM ${db}.linked_events
+WHERE person_id IN (SELECT person_id FROM ${db}.person_merges)
+   OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges)
+GROUP BY person_id
+;
+-- When merges are inserted: the days of the ids they name (person_merges, everywhere in
+-- this view, is the inserted block of merges).
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.person_days_merges_mv TO ${db}.person_days_merged AS
+SELECT s.person_id AS person_id, s.days AS days
+FROM (SELECT DISTINCT arrayJoin([person_id, canonical_person_id]) AS id
+      FROM ${db}.person_merges) AS m
+INNER JOIN
+(
+    SELECT person_id, groupUniqArrayMergeState(days) AS days
+    FROM ${db}.person_days
+    WHERE person_id IN (SELECT person_id FROM ${db}.person_merges)
+       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges)
+    GROUP BY person_id
+) AS s ON s.person_id = m.id
 ;
 -- Long COVID. A person meets the case definition on their first qualifying date: an
 -- explicit post-COVID code, or a symptom-cluster code 4 to 52 weeks after their index
@@ -280,7 +312,7 @@ CREATE TABLE IF NOT EXISTS ${db}.long_covid_persons
 ENGINE = AggregatingMergeTree
 PARTITION BY cityHash64(person_id) % 4
 ORDER BY person_id
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS index_granularity = 256, non_replicated_deduplication_window = 10000
 ;
 -- The symptom-cluster and post-COVID events of each person id and stratum: the first
 -- post-COVID date (2149-06-06 with has_post = 0 when there is none) and every
@@ -299,7 +331,7 @@ CREATE TABLE IF NOT EXISTS ${db}.long_covid_strata
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (person_id, source, region, age_band, sex, ses_quintile)
-SETTINGS non_replicated_deduplication_window = 10000
+SETTINGS index_granularity = 256, non_replicated_deduplication_window = 10000
 ;
 -- Persons by the day they first met the case definition, for every combination of the
 -- panel's filters, each person id counted as a person of its own (the panel corrects for
@@ -384,116 +416,212 @@ SELECT
     if(bitTest(mask, 4), r_ses_quintile, 0) AS ses_quintile,
     any(block_covid_first) AS covid_first,
     any(block_has_covid) AS has_covid,
-    max(toUInt8(kind = 0)) AS in_block,
-    minIf(r_post_first, kind = 0) AS stratum_post_first,
-    maxIf(r_has_post, kind = 0) AS stratum_has_post,
-    groupArrayArrayIf(r_symptom_dates, kind = 0) AS stratum_symptom_dates,
-    min(q_before) AS onset_before,
-    min(q_after) AS onset_after
+    max(s_in_block) AS in_block,
+    anyIf(s_post_first, mask = 31) AS stratum_post_first,
+    anyIf(s_has_post, mask = 31) AS stratum_has_post,
+    anyIf(s_symptom_dates, mask = 31) AS stratum_symptom_dates,
+    min(qb) AS onset_before,
+    min(qa) AS onset_after
 FROM
 (
-    SELECT
-        x.person_id AS person_id,
-        x.kind AS kind,
-        x.source AS r_source,
-        x.region AS r_region,
-        x.age_band AS r_age_band,
-        x.sex AS r_sex,
-        x.ses_quintile AS r_ses_quintile,
-        x.post_first AS r_post_first,
-        x.has_post AS r_has_post,
-        x.symptom_dates AS r_symptom_dates,
-        i.covid_first AS block_covid_first,
-        i.has_covid AS block_has_covid,
-        -- The row's qualifying date with the index episode before the block (rows of the
-        -- state only) and after it (every row but the placeholder).
-        if(x.kind = 1,
-           least(if(x.has_post = 1, x.post_first, toDate(65535)),
-                 if(i.was_index > toDate(0),
-                    arrayMin(arrayPushBack(
-                        arrayFilter(d -> d >= i.was_index + 28 AND d <= i.was_index + 364,
-                                    x.symptom_dates),
-                        toDate(65535))),
-                    toDate(65535))),
-           toDate(65535)) AS q_before,
-        if(x.kind != 2,
-           least(if(x.has_post = 1, x.post_first, toDate(65535)),
-                 if(i.now_index > toDate(0),
-                    arrayMin(arrayPushBack(
-                        arrayFilter(d -> d >= i.now_index + 28 AND d <= i.now_index + 364,
-                                    x.symptom_dates),
-                        toDate(65535))),
-                    toDate(65535))),
-           toDate(65535)) AS q_after
+    SELECT *, max(toUInt8(qb != qa)) OVER (PARTITION BY person_id) AS changed
     FROM
     (
-        -- The block's symptom-cluster and post-COVID events per id and stratum ...
-        SELECT person_id, toUInt8(0) AS kind, toString(source) AS source,
-               toString(region) AS region, toString(age_band) AS age_band,
-               toString(sex) AS sex, ses_quintile,
-               min(if(has(code_groups, 'post_covid'), event_date, toDate(65535))) AS post_first,
-               max(toUInt8(has(code_groups, 'post_covid'))) AS has_post,
-               groupUniqArrayIf(event_date, has(code_groups, 'long_covid_symptom'))
-                   AS symptom_dates
-        FROM ${db}.linked_events
-        WHERE hasAny(code_groups, ['long_covid_symptom', 'post_covid'])
-        GROUP BY person_id, source, region, age_band, sex, ses_quintile
-        UNION ALL
-        -- ... the state of the block's ids before the block (in a view, linked_events
-        -- here is the inserted block) ...
-        SELECT person_id, toUInt8(1) AS kind, toString(source) AS source,
-               toString(region) AS region, toString(age_band) AS age_band,
-               toString(sex) AS sex, ses_quintile, post_first, has_post, symptom_dates
-        FROM ${db}.long_covid_strata
-        WHERE person_id IN (
-            SELECT person_id FROM ${db}.linked_events
-            WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid']))
-        UNION ALL
-        -- ... and one row per id, so an id whose block holds only its index episode
-        -- still has its onsets recomputed and its index kept.
-        SELECT person_id, toUInt8(2) AS kind, '' AS source, '' AS region, '' AS age_band,
-               '' AS sex, toUInt8(0) AS ses_quintile, toDate(65535) AS post_first,
-               toUInt8(0) AS has_post, CAST([], 'Array(Date)') AS symptom_dates
-        FROM ${db}.linked_events
-        WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid'])
-        GROUP BY person_id
-    ) AS x
-    INNER JOIN
-    (
-        -- Each id's index episode in the block, before it and after it (1970-01-01 =
-        -- none, as in the case definition).
+        -- One row per id and stratum: its onset there before and after the block, and
+        -- the block's events of the stratum.
         SELECT
-            b.person_id AS person_id,
-            b.covid_first AS covid_first,
-            b.has_covid AS has_covid,
-            s.covid_first AS was_index,
-            if(b.has_covid = 1, b.covid_first, toDate(0)) AS block_index,
-            multiIf(was_index = toDate(0), block_index, block_index = toDate(0), was_index,
-                    least(was_index, block_index)) AS now_index
+            person_id, r_source, r_region, r_age_band, r_sex, r_ses_quintile,
+            any(block_covid_first) AS block_covid_first,
+            any(block_has_covid) AS block_has_covid,
+            max(toUInt8(kind = 0)) AS s_in_block,
+            minIf(r_post_first, kind = 0) AS s_post_first,
+            maxIf(r_has_post, kind = 0) AS s_has_post,
+            groupArrayArrayIf(r_symptom_dates, kind = 0) AS s_symptom_dates,
+            min(q_before) AS qb,
+            min(q_after) AS qa
         FROM
         (
-            SELECT person_id,
-                   min(if(has(code_groups, 'covid'), event_date, toDate(65535))) AS covid_first,
-                   max(toUInt8(has(code_groups, 'covid'))) AS has_covid
-            FROM ${db}.linked_events
-            WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid'])
-            GROUP BY person_id
-        ) AS b
-        LEFT JOIN
-        (
-            SELECT person_id, min(covid_first) AS covid_first
-            FROM ${db}.long_covid_persons
-            WHERE has_covid = 1 AND person_id IN (
-                SELECT person_id FROM ${db}.linked_events
-                WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid']))
-            GROUP BY person_id
-        ) AS s ON s.person_id = b.person_id
-    ) AS i ON i.person_id = x.person_id
+            SELECT
+                x.person_id AS person_id,
+                x.kind AS kind,
+                x.source AS r_source,
+                x.region AS r_region,
+                x.age_band AS r_age_band,
+                x.sex AS r_sex,
+                x.ses_quintile AS r_ses_quintile,
+                x.post_first AS r_post_first,
+                x.has_post AS r_has_post,
+                x.symptom_dates AS r_symptom_dates,
+                i.covid_first AS block_covid_first,
+                i.has_covid AS block_has_covid,
+                -- The row's qualifying date with the index episode before the block (rows of the
+                -- state only) and after it (every row but the placeholder).
+                if(x.kind = 1,
+                   least(if(x.has_post = 1, x.post_first, toDate(65535)),
+                         if(i.was_index > toDate(0),
+                            arrayMin(arrayPushBack(
+                                arrayFilter(d -> d >= i.was_index + 28 AND d <= i.was_index + 364,
+                                            x.symptom_dates),
+                                toDate(65535))),
+                            toDate(65535))),
+                   toDate(65535)) AS q_before,
+                if(x.kind != 2,
+                   least(if(x.has_post = 1, x.post_first, toDate(65535)),
+                         if(i.now_index > toDate(0),
+                            arrayMin(arrayPushBack(
+                                arrayFilter(d -> d >= i.now_index + 28 AND d <= i.now_index + 364,
+                                            x.symptom_dates),
+                                toDate(65535))),
+                            toDate(65535))),
+                   toDate(65535)) AS q_after
+            FROM
+            (
+                -- The block's symptom-cluster and post-COVID events per id and stratum ...
+                SELECT person_id, toUInt8(0) AS kind, toString(source) AS source,
+                       toString(region) AS region, toString(age_band) AS age_band,
+                       toString(sex) AS sex, ses_quintile,
+                       min(if(has(code_groups, 'post_covid'), event_date, toDate(65535))) AS post_first,
+                       max(toUInt8(has(code_groups, 'post_covid'))) AS has_post,
+                       groupUniqArrayIf(event_date, has(code_groups, 'long_covid_symptom'))
+                           AS symptom_dates
+                FROM ${db}.linked_events
+                WHERE hasAny(code_groups, ['long_covid_symptom', 'post_covid'])
+                GROUP BY person_id, source, region, age_band, sex, ses_quintile
+                UNION ALL
+                -- ... the state of the block's ids before the block (in a view, linked_events
+                -- here is the inserted block) ...
+                SELECT person_id, toUInt8(1) AS kind, toString(source) AS source,
+                       toString(region) AS region, toString(age_band) AS age_band,
+                       toString(sex) AS sex, ses_quintile, post_first, has_post, symptom_dates
+                FROM ${db}.long_covid_strata
+                WHERE person_id IN (
+                    SELECT person_id FROM ${db}.linked_events
+                    WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid']))
+                UNION ALL
+                -- ... and one row per id, so an id whose block holds only its index episode
+                -- still has its onsets recomputed and its index kept.
+                SELECT person_id, toUInt8(2) AS kind, '' AS source, '' AS region, '' AS age_band,
+                       '' AS sex, toUInt8(0) AS ses_quintile, toDate(65535) AS post_first,
+                       toUInt8(0) AS has_post, CAST([], 'Array(Date)') AS symptom_dates
+                FROM ${db}.linked_events
+                WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid'])
+                GROUP BY person_id
+            ) AS x
+            INNER JOIN
+            (
+                -- Each id's index episode in the block, before it and after it (1970-01-01 =
+                -- none, as in the case definition).
+                SELECT
+                    b.person_id AS person_id,
+                    b.covid_first AS covid_first,
+                    b.has_covid AS has_covid,
+                    s.covid_first AS was_index,
+                    if(b.has_covid = 1, b.covid_first, toDate(0)) AS block_index,
+                    multiIf(was_index = toDate(0), block_index, block_index = toDate(0), was_index,
+                            least(was_index, block_index)) AS now_index
+                FROM
+                (
+                    SELECT person_id,
+                           min(if(has(code_groups, 'covid'), event_date, toDate(65535))) AS covid_first,
+                           max(toUInt8(has(code_groups, 'covid'))) AS has_covid
+                    FROM ${db}.linked_events
+                    WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid'])
+                    GROUP BY person_id
+                ) AS b
+                LEFT JOIN
+                (
+                    SELECT person_id, min(covid_first) AS covid_first
+                    FROM ${db}.long_covid_persons
+                    WHERE has_covid = 1 AND person_id IN (
+                        SELECT person_id FROM ${db}.linked_events
+                        WHERE hasAny(code_groups, ['covid', 'long_covid_symptom', 'post_covid']))
+                    GROUP BY person_id
+                ) AS s ON s.person_id = b.person_id
+            ) AS i ON i.person_id = x.person_id
+        )
+        GROUP BY person_id, r_source, r_region, r_age_band, r_sex, r_ses_quintile
+    )
 )
-ARRAY JOIN range(32) AS mask
+-- Every filter mask for the ids whose onset moved somewhere; for the others only the
+-- rows that carry the block's state (mask 0: the index episode, 31: the strata).
+ARRAY JOIN if(changed = 1, range(32), [0, 31]) AS mask
 GROUP BY person_id, mask, source, region, age_band, sex, ses_quintile
 HAVING mask = 0 OR (mask = 31 AND in_block = 1) OR onset_before != onset_after
 SETTINGS join_use_nulls = 0
+;
+-- The same state for the ids named in merges only, absorbed or surviving, so the panels
+-- correct for merges without looking up ids across the whole state: copied from the
+-- state when a merge names an id, and added to from every later block of such an id.
+-- The states combine by min, max and union, so an id copied twice changes nothing.
+CREATE TABLE IF NOT EXISTS ${db}.long_covid_persons_merged
+(
+    person_id    String,
+    covid_first  SimpleAggregateFunction(min, Date),
+    has_covid    SimpleAggregateFunction(max, UInt8)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY person_id
+;
+CREATE TABLE IF NOT EXISTS ${db}.long_covid_strata_merged
+(
+    person_id      String,
+    source         LowCardinality(String),
+    region         LowCardinality(String),
+    age_band       LowCardinality(String),
+    sex            LowCardinality(String),
+    ses_quintile   UInt8,
+    post_first     SimpleAggregateFunction(min, Date),
+    has_post       SimpleAggregateFunction(max, UInt8),
+    symptom_dates  SimpleAggregateFunction(groupArrayArray, Array(Date))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (person_id, source, region, age_band, sex, ses_quintile)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_persons_merged_mv TO ${db}.long_covid_persons_merged AS
+SELECT person_id, covid_first, has_covid
+FROM ${db}.long_covid_delta
+WHERE mask = 0 AND has_covid = 1
+  AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
+       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_strata_merged_mv TO ${db}.long_covid_strata_merged AS
+SELECT person_id, source, region, age_band, sex, ses_quintile,
+       stratum_post_first AS post_first, stratum_has_post AS has_post,
+       stratum_symptom_dates AS symptom_dates
+FROM ${db}.long_covid_delta
+WHERE mask = 31 AND in_block = 1
+  AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
+       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
+;
+-- When merges are inserted: the state of the ids they name (person_merges, everywhere
+-- in these views, is the inserted block of merges).
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_persons_merges_mv TO ${db}.long_covid_persons_merged AS
+SELECT s.person_id AS person_id, s.covid_first AS covid_first, s.has_covid AS has_covid
+FROM (SELECT DISTINCT arrayJoin([person_id, canonical_person_id]) AS id
+      FROM ${db}.person_merges) AS m
+INNER JOIN
+(
+    SELECT person_id, min(covid_first) AS covid_first, max(has_covid) AS has_covid
+    FROM ${db}.long_covid_persons
+    WHERE person_id IN (SELECT person_id FROM ${db}.person_merges)
+       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges)
+    GROUP BY person_id
+) AS s ON s.person_id = m.id
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_strata_merges_mv TO ${db}.long_covid_strata_merged AS
+SELECT s.person_id AS person_id, s.source AS source, s.region AS region,
+       s.age_band AS age_band, s.sex AS sex, s.ses_quintile AS ses_quintile,
+       s.post_first AS post_first, s.has_post AS has_post, s.symptom_dates AS symptom_dates
+FROM (SELECT DISTINCT arrayJoin([person_id, canonical_person_id]) AS id
+      FROM ${db}.person_merges) AS m
+INNER JOIN
+(
+    SELECT person_id, source, region, age_band, sex, ses_quintile, post_first, has_post,
+           symptom_dates
+    FROM ${db}.long_covid_strata
+    WHERE person_id IN (SELECT person_id FROM ${db}.person_merges)
+       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges)
+) AS s ON s.person_id = m.id
 ;
 -- Population denominators of the latest year per area, one row per stratum.
 CREATE VIEW IF NOT EXISTS ${db}.population_strata AS

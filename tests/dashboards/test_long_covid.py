@@ -207,7 +207,10 @@ def test_a_model_of_schema_version_1_is_upgraded_and_its_state_rebuilt_from_the_
     for name in (
         "long_covid_delta_mv", "long_covid_persons_mv", "long_covid_onsets_mv",
         "long_covid_strata_mv", "long_covid_onsets", "linkage_daily_mv", "linkage_daily",
-        "person_days_mv", "person_days",
+        "person_days_mv", "person_days", "person_days_merged_mv", "person_days_merges_mv",
+        "person_days_merged", "long_covid_persons_merged_mv", "long_covid_strata_merged_mv",
+        "long_covid_persons_merges_mv", "long_covid_strata_merges_mv",
+        "long_covid_persons_merged", "long_covid_strata_merged",
     ):  # fmt: skip
         wh.command(f"DROP TABLE {db}.{name}")
     wh.command(f"CREATE TABLE {db}.long_covid_onsets (day Date, persons Int64) "

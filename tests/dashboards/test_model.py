@@ -60,7 +60,8 @@ def test_model_is_created_idempotently(
         "long_covid_persons_mv", "long_covid_onsets", "long_covid_onsets_mv",
         "long_covid_delta", "long_covid_delta_mv", "long_covid_strata", "long_covid_strata_mv",
         "freshness", "freshness_mv", "linkage_daily", "linkage_daily_mv", "person_days",
-        "person_days_mv",
+        "person_days_mv", "person_days_merged", "long_covid_persons_merged",
+        "long_covid_strata_merged",
     } <= tables  # fmt: skip
     rows = embedded_warehouse.query(
         f"SELECT count() FROM {warehouse_db}.code_groups WHERE code_group = 'post_covid'"
@@ -242,7 +243,7 @@ def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() ->
     (delta,) = [s for s in local if "lw.long_covid_delta_local " in s]
     assert "ENGINE = Null" in delta
     local.remove(delta)
-    assert len(local) == len(fronts) == 17
+    assert len(local) == len(fronts) == 20
     for statement in local:
         assert re.search(
             r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/\{shard\}/lw/", statement
@@ -255,10 +256,10 @@ def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() ->
     )
     assert "Distributed(prod, lw, linked_events_local, cityHash64(event_id))" in ddl.script()
     # Views aggregate each shard's own events into its local tables.
-    assert len(views) == 9
+    assert len(views) == 15
     for view in views:
         assert re.search(r" TO lw\.\w+_local AS", view)
-        assert "FROM lw.linked_events_local" in view or "FROM lw.long_covid_delta_local" in view
+        assert re.search(r"FROM lw\.(linked_events|long_covid_delta|person_merges)_local", view)
     counts = [v for v in views if "_counts_mv " in v]
     assert len(counts) == 2
     for view in counts:

@@ -2,7 +2,8 @@
 -- after merges. Read from the daily pre-aggregate: the persons are a HyperLogLog count of
 -- the person ids (uniqCombined: exact up to a few thousand, within about 1 % beyond),
 -- corrected exactly for the ids named in merges that have events in the period (each
--- comes out, and their surviving persons go back in once).
+-- comes out, and their surviving persons go back in once; person_days_merged holds the
+-- event days of those ids only).
 SELECT
     sumMerge(d.events) AS events,
     round(sumMerge(d.linked) / nullIf(sumMerge(d.events), 0), 4) AS link_rate,
@@ -18,11 +19,9 @@ CROSS JOIN
     (
         SELECT p.person_id AS id,
                any(if(m.canonical_person_id = '', p.person_id, m.canonical_person_id)) AS grp
-        FROM ${db}.person_days AS p
+        FROM ${db}.person_days_merged AS p
         LEFT JOIN (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL) AS m
             ON m.person_id = p.person_id
-        WHERE p.person_id IN (SELECT person_id FROM ${db}.person_merges)
-           OR p.person_id IN (SELECT canonical_person_id FROM ${db}.person_merges)
         GROUP BY p.person_id
         HAVING arrayExists(x -> x BETWEEN {date_from:Date} AND {date_to:Date},
                            groupUniqArrayMerge(p.days))

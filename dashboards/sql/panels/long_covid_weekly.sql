@@ -6,7 +6,8 @@
 --
 -- Read from what the warehouse keeps instead of the events: the onset counts of the
 -- filters' combination (long_covid_onsets, each person id a person), corrected for the
--- ids named in person_merges from their state (long_covid_strata, long_covid_persons).
+-- ids named in person_merges from their state (long_covid_strata_merged,
+-- long_covid_persons_merged, which hold those ids only).
 SELECT
     q.week AS week,
     q.persons AS persons,
@@ -47,19 +48,15 @@ FROM
                 FROM
                 (
                     SELECT person_id, post_first, has_post, symptom_dates
-                    FROM ${db}.long_covid_strata
+                    FROM ${db}.long_covid_strata_merged
                     WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex}
                       AND ${f_ses_quintile}
-                      AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
-                           OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
                 ) AS r
                 LEFT JOIN
                 (
                     SELECT person_id, min(covid_first) AS index_date
-                    FROM ${db}.long_covid_persons
+                    FROM ${db}.long_covid_persons_merged
                     WHERE has_covid = 1
-                      AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
-                           OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
                     GROUP BY person_id
                 ) AS ix ON ix.person_id = r.person_id
             )
@@ -83,14 +80,13 @@ FROM
                                AS grp,
                            s.post_first AS post_first, s.has_post AS has_post,
                            s.symptom_dates AS symptom_dates
-                    FROM ${db}.long_covid_strata AS s
+                    FROM ${db}.long_covid_strata_merged AS s
                     LEFT JOIN
                         (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL)
                         AS m ON m.person_id = s.person_id
                     WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex}
                       AND ${f_ses_quintile}
-                      AND (s.person_id IN (SELECT person_id FROM ${db}.person_merges)
-                           OR s.person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
+
                 ) AS r
                 LEFT JOIN
                 (
@@ -98,13 +94,12 @@ FROM
                     SELECT if(m.canonical_person_id = '', c.person_id, m.canonical_person_id)
                                AS grp,
                            min(c.covid_first) AS index_date
-                    FROM ${db}.long_covid_persons AS c
+                    FROM ${db}.long_covid_persons_merged AS c
                     LEFT JOIN
                         (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL)
                         AS m ON m.person_id = c.person_id
                     WHERE c.has_covid = 1
-                      AND (c.person_id IN (SELECT person_id FROM ${db}.person_merges)
-                           OR c.person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
+
                     GROUP BY grp
                 ) AS ix ON ix.grp = r.grp
             )
