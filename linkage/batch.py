@@ -86,9 +86,14 @@ class RecordBatch:
         specs: Sequence[ComparisonSpec],
         pairs: npt.NDArray[np.int64],
         matrix: npt.NDArray[np.int8],
+        ordered: bool = False,
     ) -> None:
-        """Keep the comparison levels of pairs (i < j) for later :meth:`levels` requests."""
+        """Keep the comparison levels of distinct pairs (i < j) for later :meth:`levels`
+        requests; ``ordered`` says the pairs are sorted already."""
         codes = pairs[:, 0] * (1 << 32) + pairs[:, 1]
+        if ordered:
+            self._levels[_table_key(specs)] = (codes, matrix)
+            return
         order = np.argsort(codes, kind="stable")
         self._levels[_table_key(specs)] = (codes[order], matrix[order])
 

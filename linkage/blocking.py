@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from linkwatch.linkage.record_store import RecordStore
-from linkwatch.linkage.standardise import StandardRecord
+from linkwatch.linkage.standardise import StandardisedBatch, StandardRecord
 
 _soundex = lru_cache(maxsize=50_000)(jellyfish.soundex)
 
@@ -403,10 +403,13 @@ class _PartValues:
         self._soundex_ids: dict[str, int] = {}
         self._extra_ids: dict[str, int] = {}
         # Records whose surname has more parts than the store keeps (two), by batch row.
+        surnames = (
+            records.column("family_parts")
+            if isinstance(records, StandardisedBatch)
+            else [record.family_parts for record in records]
+        )
         self._more_parts = [
-            (row, record.family_parts[2:])
-            for row, record in enumerate(records)
-            if len(record.family_parts) > 2
+            (row, parts[2:]) for row, parts in enumerate(surnames) if len(parts) > 2
         ]
 
     def column(self, name: str) -> Int64Array:

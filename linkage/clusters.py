@@ -634,11 +634,15 @@ def _link_batch(
     ids = engine.store.record_ids
     pairs = [(ids[row], ids[candidate], weight) for row, candidate, weight in scored]
     final = engine.person_ids()
-    person_by_input = [""] * len(records)
-    for row, i in enumerate(order):
-        person_by_input[i] = final[row]
+    if shuffle_seed is None:
+        person_by_input, record_ids = final, list(ids)
+    else:
+        person_by_input = [""] * len(records)
+        for row, i in enumerate(order):
+            person_by_input[i] = final[row]
+        record_ids = [r.record_id for r in records]
     return BatchResult(
-        [r.record_id for r in records],
+        record_ids,
         person_by_input,
         merges,
         review,

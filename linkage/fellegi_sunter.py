@@ -519,28 +519,46 @@ def _train_model(
     rng = np.random.default_rng(options.seed + 1)
     summary = TrainingSummary(records=len(records), u_pairs=len(random_matrix))
 
-    # The union of the blocked pairs serves the prior; when it is small enough to compare in
-    # full, the EM passes take their rows from it instead of comparing their pairs again.
+    # The union of the blocked pairs serves the prior, and the EM passes take their rows from
+    # it. Its pairs are all compared when that is no more work than comparing the samples
+    # (the union's for the prior, each pass's for EM), which it then also serves (and keeps,
+    # in the batch, for linking); otherwise only the samples are.
     union = union_of_pairs(per_pass)
-    scale = 1.0
-    sampled = len(union) > 4 * options.em_pairs_per_pass
-    if sampled:
-        scale = len(union) / (4 * options.em_pairs_per_pass)
-        union = union[rng.choice(len(union), 4 * options.em_pairs_per_pass, replace=False)]
-    done = 0
+    training = set(em_pass_names(passes, options))
+    sample_size = 4 * options.em_pairs_per_pass
+    sampled = len(union) > sample_size
+    samples = sample_size + options.em_pairs_per_pass * len(training)
+    compare_all = not sampled or len(union) <= samples
+    compared = union
+    done, total = 0, len(union) if compare_all else sample_size
 
     def tick(k: int) -> None:
         nonlocal done
         done += k
         if progress:
-            progress("comparing blocked pairs", done, len(union))
+            progress("comparing blocked pairs", done, total)
 
-    union_matrix = compiled.comparison_matrix(union, tick)
-    batch.remember_levels(specs, union, union_matrix)
-    union_codes = (union[:, 0] << 32) | union[:, 1]
+    compared_matrix = compiled.comparison_matrix(union, tick) if compare_all else None
+    if compared_matrix is not None:
+        batch.remember_levels(specs, union, compared_matrix, ordered=True)
+    scale = 1.0
+    union_matrix = compared_matrix
+    if sampled:
+        scale = len(union) / sample_size
+        chosen = rng.choice(len(union), sample_size, replace=False)
+        union = union[chosen]
+        if compared_matrix is None:
+            compared = union
+            union_matrix = compiled.comparison_matrix(union, tick)
+            batch.remember_levels(specs, union, union_matrix)
+        else:
+            union_matrix = compared_matrix[chosen]
+        del chosen
+    assert union_matrix is not None
+    # union_of_pairs returns sorted, distinct pair codes: each pair's row is found by search.
+    compared_codes = (compared[:, 0] << 32) | compared[:, 1]
 
     pass_matrices: dict[str, npt.NDArray[np.int8]] = {}
-    training = set(em_pass_names(passes, options))
     for p in passes:
         pairs = per_pass[p.name]
         if p.name not in training:
@@ -548,12 +566,11 @@ def _train_model(
         if len(pairs) > options.em_pairs_per_pass:
             pairs = pairs[rng.choice(len(pairs), options.em_pairs_per_pass, replace=False)]
         summary.em_pairs[p.name] = len(pairs)
-        if sampled:
+        if compared_matrix is None:
             pass_matrices[p.name] = compiled.comparison_matrix(pairs)
         else:
-            # union_of_pairs returns sorted, distinct pair codes: find each pair's row.
-            rows = np.searchsorted(union_codes, (pairs[:, 0] << 32) | pairs[:, 1])
-            pass_matrices[p.name] = union_matrix[rows]
+            rows = np.searchsorted(compared_codes, (pairs[:, 0] << 32) | pairs[:, 1])
+            pass_matrices[p.name] = compared_matrix[rows]
 
     model = FellegiSunterModel(
         comparisons=[],

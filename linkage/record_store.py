@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from linkwatch.linkage.standardise import StandardRecord
+from linkwatch.linkage.standardise import StandardisedBatch, StandardRecord
 
 #: Columns holding vocabulary codes (0 = missing).
 STRING_COLUMNS: tuple[str, ...] = (
@@ -193,26 +194,28 @@ class RecordStore:
         encoding would meet them (record by record, column by column), so that every code is
         the one :meth:`encode` would give.
         """
-        records = list(records)
+        if not isinstance(records, StandardisedBatch):
+            records = list(records)
         if not records:
             return
-        vocabulary = self.vocabulary
-        parts = [record.family_parts for record in records]
-        texts: list[list[str | None]] = [
-            [record.source for record in records],
-            [record.national_id for record in records],
-            [record.given_name for record in records],
-            [record.initials for record in records],
-            [record.family_name for record in records],
+        columns = _field_columns(records)
+        parts = columns("family_parts")
+        texts: list[Sequence[str | None]] = [
+            columns("source"),
+            columns("national_id"),
+            columns("given_name"),
+            columns("initials"),
+            columns("family_name"),
             [p[0] if p else None for p in parts],
             [p[1] if len(p) > 1 else None for p in parts],
-            [record.postcode for record in records],
-            [record.pc4 for record in records],
-            [record.house_addition for record in records],
-            [record.city for record in records],
-            [record.street for record in records],
+            columns("postcode"),
+            columns("pc4"),
+            columns("house_addition"),
+            columns("city"),
+            columns("street"),
         ]
         assert len(texts) == len(STRING_COLUMNS)
+        vocabulary = self.vocabulary
         known = vocabulary._codes
         vocabulary.add_many(
             text
@@ -229,15 +232,16 @@ class RecordStore:
         del texts, parts
         sex_code = SEX_CODES.get
         numbers = {
-            "birth_year": [record.birth_year or 0 for record in records],
-            "birth_month": [record.birth_month or 0 for record in records],
-            "birth_day": [record.birth_day or 0 for record in records],
-            "sex": [sex_code(record.sex or "", 0) for record in records],
-            "house_number": [record.house_number or 0 for record in records],
+            "birth_year": columns("birth_year"),
+            "birth_month": columns("birth_month"),
+            "birth_day": columns("birth_day"),
+            "sex": [sex_code(sex or "", 0) for sex in columns("sex")],
+            "house_number": columns("house_number"),
         }
         for name in INT_COLUMNS:
-            self.columns[name].frombytes(np.array(numbers[name], dtype=np.int32).tobytes())
-        self.record_ids.extend(record.record_id for record in records)
+            numbers_or_0 = [number or 0 for number in numbers[name]]
+            self.columns[name].frombytes(np.array(numbers_or_0, dtype=np.int32).tobytes())
+        self.record_ids.extend(columns("record_id"))
         if count_terms:
             self.count_column_terms(len(self.record_ids) - len(records))
 
@@ -272,6 +276,14 @@ class RecordStore:
 
 
 _COLUMN_INDEX = {name: i for i, name in enumerate(COLUMNS)}
+
+
+def _field_columns(records: Sequence[StandardRecord]) -> Callable[[str], Sequence[Any]]:
+    """Reads one field of every record: a column of a :class:`StandardisedBatch` as it is,
+    the attribute of each record otherwise."""
+    if isinstance(records, StandardisedBatch):
+        return records.column
+    return lambda name: list(map(attrgetter(name), records))
 
 
 def column_index(name: str) -> int:

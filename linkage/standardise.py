@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, overload
 
 from linkwatch.linkage.bulk import collector_paused
 
@@ -506,29 +505,27 @@ def standardise(raw: RawRecord) -> StandardRecord:
 
 def _read_columns(
     values: list[str | None], read: Callable[[str | None], tuple[FieldParts, str | None]]
-) -> tuple[list[list[Any]], list[tuple[int, str]]]:
+) -> tuple[list[Sequence[Any]], list[tuple[int, str]]]:
     """``read`` of every value, each distinct value read once: a column per part, and the
     rows whose value could not be read, with the reason."""
     distinct = dict.fromkeys(values)
-    if not all(type(value) is str or value is None for value in distinct):
+    if all(type(value) is str or value is None for value in distinct):
+        memo = {value: read(value) for value in distinct}
+        parts_of = {value: parts for value, (parts, _) in memo.items()}
+        found = list(map(parts_of.__getitem__, values))
+        unreadable = {value: reason for value, (_, reason) in memo.items() if reason}
+        problems = (
+            [(row, unreadable[v]) for row, v in enumerate(values) if v in unreadable]
+            if unreadable
+            else []
+        )
+    else:
         # Values of other types can be equal and read differently (1 == 1.0 == True).
-        found = [read(value) for value in values]
-        width = len(found[0][0]) if found else 0
-        columns = [[parts[n] for parts, _ in found] for n in range(width)]
-        return columns, [(row, reason) for row, (_, reason) in enumerate(found) if reason]
-    memo = {value: read(value) for value in distinct}
-    width = len(next(iter(memo.values()))[0]) if memo else 0
-    columns = [
-        list(map({value: parts[n] for value, (parts, _) in memo.items()}.__getitem__, values))
-        for n in range(width)
-    ]
-    unreadable = {value: reason for value, (_, reason) in memo.items() if reason}
-    problems = (
-        [(row, unreadable[v]) for row, v in enumerate(values) if v in unreadable]
-        if unreadable
-        else []
-    )
-    return columns, problems
+        read_all = [read(value) for value in values]
+        found = [parts for parts, _ in read_all]
+        problems = [(row, reason) for row, (_, reason) in enumerate(read_all) if reason]
+    width = len(read(None)[0])
+    return (list(zip(*found, strict=True)) if found else [()] * width), problems
 
 
 def _read_simple_column(values: list[str | None], read: Callable[[str | None], Any]) -> list[Any]:
@@ -539,25 +536,66 @@ def _read_simple_column(values: list[str | None], read: Callable[[str | None], A
     return list(map({value: read(value) for value in distinct}.__getitem__, values))
 
 
-_RECORD_SLOTS = tuple(StandardRecord.__dict__[f.name] for f in fields(StandardRecord))
+_FIELD_NAMES = tuple(f.name for f in fields(StandardRecord))
 
 
-def standardise_many(raws: Sequence[RawRecord]) -> list[StandardRecord]:
+class StandardisedBatch(Sequence[StandardRecord]):
+    """The standardised records of a batch, held field by field.
+
+    What :func:`standardise_many` returns. It is a sequence of :class:`StandardRecord` (a
+    record is built when it is asked for); the batch functions (:class:`RecordStore`,
+    training, :func:`~linkwatch.linkage.clusters.link_batch`) read its columns instead, which
+    spares building a record object per record.
+    """
+
+    def __init__(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        if set(columns) != set(_FIELD_NAMES):
+            raise ValueError(f"expected the columns {', '.join(_FIELD_NAMES)}")
+        self._columns = {name: columns[name] for name in _FIELD_NAMES}
+        self._size = len(columns["record_id"])
+        if any(len(column) != self._size for column in self._columns.values()):
+            raise ValueError("every column needs one value per record")
+
+    def column(self, name: str) -> Sequence[Any]:
+        """The values of one field of :class:`StandardRecord`, record by record."""
+        return self._columns[name]
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> StandardRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[StandardRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> StandardRecord | list[StandardRecord]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._size))]
+        if index < 0:
+            index += self._size
+        if not 0 <= index < self._size:
+            raise IndexError("record index out of range")
+        return StandardRecord(*(column[index] for column in self._columns.values()))
+
+    def __iter__(self) -> Iterator[StandardRecord]:
+        return map(StandardRecord, *self._columns.values())
+
+
+def standardise_many(raws: Sequence[RawRecord]) -> StandardisedBatch:
     """Standardise many records: the records :func:`standardise` gives one by one.
 
     The work is done field by field, and each distinct value of a field is read once: names,
-    dates and postcodes repeat a lot in a batch. The records are built field by field too:
-    each slot is filled for every record in one pass, as the frozen dataclass's ``__init__``
-    fills them one record at a time.
+    dates and postcodes repeat a lot in a batch. The result holds the records field by field.
     """
     with collector_paused():
         return _standardise_many(raws)
 
 
-def _standardise_many(raws: Sequence[RawRecord]) -> list[StandardRecord]:
+def _standardise_many(raws: Sequence[RawRecord]) -> StandardisedBatch:
     record_ids = [raw.record_id for raw in raws]
     issues: dict[int, list[StandardisationIssue]] = {}
-    columns: list[list[Any]] = []
+    columns: list[Sequence[Any]] = []
     for name, read in _CHECKED_FIELDS:
         values: list[str | None] = list(map(attrgetter(name), raws))
         found, problems = _read_columns(values, read)
@@ -565,35 +603,34 @@ def _standardise_many(raws: Sequence[RawRecord]) -> list[StandardRecord]:
         for row, reason in problems:
             issue = StandardisationIssue(record_ids[row], name, str(values[row]), reason)
             issues.setdefault(row, []).append(issue)
-    given, initials, family, family_parts, tussenvoegsel, year, month, day, sex = columns[:9]
-    postcode, pc4, house_number, house_addition = columns[9:]
     record_issues: list[tuple[StandardisationIssue, ...]] = [()] * len(raws)
     for row, found_issues in issues.items():
         record_issues[row] = tuple(found_issues)
-    in_order: tuple[list[Any], ...] = (
-        record_ids,
-        _read_simple_column(list(map(attrgetter("source"), raws)), _read_source),
-        _read_simple_column(list(map(attrgetter("national_id"), raws)), _read_national_id),
-        given,
-        initials,
-        family,
-        family_parts,
-        tussenvoegsel,
-        year,
-        month,
-        day,
-        sex,
-        postcode,
-        pc4,
-        house_number,
-        house_addition,
-        _read_simple_column(list(map(attrgetter("city"), raws)), _read_text),
-        _read_simple_column(list(map(attrgetter("street"), raws)), _read_text),
-        record_issues,
+    checked = (
+        "given_name",
+        "initials",
+        "family_name",
+        "family_parts",
+        "tussenvoegsel",
+        "birth_year",
+        "birth_month",
+        "birth_day",
+        "sex",
+        "postcode",
+        "pc4",
+        "house_number",
+        "house_addition",
     )
-    assert len(in_order) == len(_RECORD_SLOTS)
-    new = object.__new__
-    records = [new(StandardRecord) for _ in range(len(raws))]
-    for slot, column in zip(_RECORD_SLOTS, in_order, strict=True):
-        deque(map(slot.__set__, records, column), maxlen=0)
-    return records
+    return StandardisedBatch(
+        {
+            "record_id": record_ids,
+            "source": _read_simple_column(list(map(attrgetter("source"), raws)), _read_source),
+            "national_id": _read_simple_column(
+                list(map(attrgetter("national_id"), raws)), _read_national_id
+            ),
+            **dict(zip(checked, columns, strict=True)),
+            "city": _read_simple_column(list(map(attrgetter("city"), raws)), _read_text),
+            "street": _read_simple_column(list(map(attrgetter("street"), raws)), _read_text),
+            "issues": record_issues,
+        }
+    )

@@ -23,7 +23,7 @@ from linkwatch.linkage.fellegi_sunter import (
     TrainingOptions,
     train_model,
 )
-from linkwatch.linkage.standardise import RawRecord, StandardRecord, standardise
+from linkwatch.linkage.standardise import RawRecord, StandardRecord, standardise, standardise_many
 
 # Hand-set weights per comparison: (weight of each level after "missing").
 WEIGHTS = {
@@ -369,3 +369,18 @@ def test_link_batch_reuses_the_training_batch_with_the_same_result(
     shared = link_batch(records, model, collect_pairs=True, batch=batch)
     alone = link_batch(records, model, collect_pairs=True)
     assert shared == alone
+
+
+def test_a_batch_standardised_field_by_field_links_as_its_records() -> None:
+    raw, _ = make_population(500, seed=6)
+    many = standardise_many(raw)
+    records = [standardise(r) for r in raw]
+    options = TrainingOptions(u_pairs=20_000)
+    batch = RecordBatch(many)
+    model = train_model(many, options=options, batch=batch)
+    assert model.to_json() == train_model(records, options=options).to_json()
+    alone = RecordBatch(records)
+    assert batch.store.columns == alone.store.columns
+    assert batch.store.vocabulary._strings == alone.store.vocabulary._strings
+    assert batch.store.value_counts == alone.store.value_counts
+    assert link_batch(many, model, batch=batch) == link_batch(records, model)
