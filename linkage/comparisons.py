@@ -355,10 +355,11 @@ class _SimilarityCache:
         counts = np.bincount(flat, minlength=len(data) * 32).reshape(len(data), 32)
         self._counts[todo] = counts.astype(np.uint8)
         self._length[todo] = lengths.astype(np.int16)
+        starts = np.cumsum(lengths) - lengths
         prefix = np.zeros((len(data), 4), dtype=np.uint8)
-        for n, d in enumerate(data):
-            head = d[:4]
-            prefix[n, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+        for position in range(4):
+            has = lengths > position
+            prefix[has, position] = buffer[starts[has] + position]
         self._prefix[todo] = prefix
 
     def below_jaro_winkler(
@@ -578,7 +579,7 @@ def _similarity_vector(
             if measure == "jaro_winkler"
             else jellyfish.damerau_levenshtein_distance
         )
-        values = [function(string(x), string(y)) for x, y in zip(left, right, strict=True)]
+        values = list(map(function, map(string, left), map(string, right)))
     found[compare] = np.asarray(values, dtype=np.float64)
     out[todo] = found[inverse]
     return out

@@ -422,6 +422,24 @@ def u_from_matrix(
     return out
 
 
+def distinct_rows(
+    matrix: npt.NDArray[np.int8],
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
+    """The distinct rows of a comparison matrix, and the distinct row of each row."""
+    if len(matrix) == 0:
+        return matrix, np.zeros(0, dtype=np.int64)
+    width = matrix.shape[1]
+    if width <= 9 and matrix.min() >= 0:
+        # Levels are below 128: a row is one number of 7 bits per comparison.
+        codes = np.zeros(len(matrix), dtype=np.int64)
+        for k in range(width):
+            codes = (codes << 7) | matrix[:, k]
+        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        return matrix[first], inverse.reshape(-1).astype(np.int64)
+    patterns, inverse = np.unique(matrix, axis=0, return_inverse=True)
+    return patterns, inverse.reshape(-1).astype(np.int64)
+
+
 def _initial_m(n_levels: int) -> npt.NDArray[np.float64]:
     # Start with most matches in the best level, decreasing after: EM moves from there.
     raw = np.array([0.0] + [0.5**i for i in range(n_levels - 1)])
@@ -446,6 +464,11 @@ def run_em(
     """
     m = [arr.copy() for arr in m]
     log_bf_tables = [np.zeros(len(arr)) for arr in m]
+    # Pairs with the same comparison vector have the same posterior: it is worked out once per
+    # distinct vector, then spread over the pairs, so that the sums run over the same values
+    # in the same order as pair by pair.
+    patterns, pattern_of = distinct_rows(matrix)
+    levels = [matrix[:, k].astype(np.int64) if on else None for k, on in enumerate(active)]
     converged = False
     iteration = 0
     while iteration < max_iterations:
@@ -455,18 +478,18 @@ def run_em(
             if on:
                 table[1:] = np.log(m[k][1:]) - np.log(u[k][1:])
             log_bf_tables[k] = table
-        log_bf = np.zeros(len(matrix))
+        log_bf = np.zeros(len(patterns))
         for k, on in enumerate(active):
             if on:
-                log_bf += log_bf_tables[k][matrix[:, k]]
+                log_bf += log_bf_tables[k][patterns[:, k]]
         logit = np.log(prior) - np.log1p(-prior) + log_bf
-        posterior = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+        posterior = (1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700))))[pattern_of]
         new_prior = float(np.clip(posterior.mean(), 1e-9, 1 - 1e-9))
         change = abs(new_prior - prior)
-        for k, on in enumerate(active):
-            if not on:
+        for k, column in enumerate(levels):
+            if column is None:
                 continue
-            counts = _level_counts(matrix, k, len(m[k]), posterior)
+            counts = np.bincount(column, weights=posterior, minlength=len(m[k]))
             counts[0] = 0.0
             total = counts[1:].sum()
             if total <= 0:
@@ -563,13 +586,18 @@ def _train_model(
         pairs = per_pass[p.name]
         if p.name not in training:
             continue
+        # A pass's pairs are sorted too: they are found in the union in one ordered search.
+        rows = None
+        if compared_matrix is not None:
+            rows = np.searchsorted(compared_codes, (pairs[:, 0] << 32) | pairs[:, 1])
         if len(pairs) > options.em_pairs_per_pass:
-            pairs = pairs[rng.choice(len(pairs), options.em_pairs_per_pass, replace=False)]
+            chosen = rng.choice(len(pairs), options.em_pairs_per_pass, replace=False)
+            pairs = pairs[chosen]
+            rows = None if rows is None else rows[chosen]
         summary.em_pairs[p.name] = len(pairs)
-        if compared_matrix is None:
+        if compared_matrix is None or rows is None:
             pass_matrices[p.name] = compiled.comparison_matrix(pairs)
         else:
-            rows = np.searchsorted(compared_codes, (pairs[:, 0] << 32) | pairs[:, 1])
             pass_matrices[p.name] = compared_matrix[rows]
 
     model = FellegiSunterModel(
@@ -666,12 +694,14 @@ def estimate_prior(
     Returns (prior, expected matches).
     """
     total_pairs = n_records * (n_records - 1) / 2
-    base = model.match_weights(matrix) - model.prior_weight
+    # Worked out once per distinct comparison vector and spread over the pairs (see run_em).
+    patterns, pattern_of = distinct_rows(matrix)
+    base = model.match_weights(patterns) - model.prior_weight
     prior = model.prior
     expected = 0.0
     for _ in range(100):
         logit = (math.log(prior) - math.log1p(-prior)) + base * math.log(2)
-        posterior = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+        posterior = (1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700))))[pattern_of]
         expected = float(posterior.sum()) * scale
         new_prior = min(max(expected / total_pairs, 1e-12), 0.5)
         if abs(new_prior - prior) <= 1e-6 * prior:
