@@ -33,6 +33,7 @@ import hashlib
 import math
 import random
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -633,7 +634,7 @@ def _link_batch(
     merges, review = _link_new_batch(engine, batch, progress, scored if collect_pairs else None)
     ids = engine.store.record_ids
     pairs = [(ids[row], ids[candidate], weight) for row, candidate, weight in scored]
-    final = engine.person_ids()
+    final = _person_ids(engine)
     if shuffle_seed is None:
         person_by_input, record_ids = final, list(ids)
     else:
@@ -650,6 +651,24 @@ def _link_batch(
         pairs,
         engine.index.stats,
     )
+
+
+def _person_ids(engine: LinkageEngine) -> list[str]:
+    """:meth:`LinkageEngine.person_ids`, with the persons' roots found for all rows at once."""
+    import numpy as np
+
+    parent = np.frombuffer(engine._parent, dtype=np.int32).copy()
+    while True:
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            break
+        parent = up
+    roots = parent[np.frombuffer(engine._record_person, dtype=np.int32)]
+    return list(map(_PERSON_LABEL.format, roots.tolist()))
+
+
+#: The format of :func:`person_label`.
+_PERSON_LABEL = "P{:09d}"
 
 
 def _link_new_batch(
@@ -715,7 +734,7 @@ def _link_new_batch(
     relevant = np.flatnonzero(weights >= floor)
     return _decide_in_order(
         engine,
-        linkable.tolist(),
+        linkable,
         left[relevant].tolist(),
         right[relevant].tolist(),
         weights[relevant].tolist(),
@@ -750,50 +769,61 @@ def _copy_weights(engine: LinkageEngine, rows: Any, firsts: Any) -> Any:
 
 def _decide_in_order(
     engine: LinkageEngine,
-    linkable: list[bool],
+    linkable: Any,
     rows: list[int],
     candidates: list[int],
     weights: list[float],
     progress: Callable[[int], None] | None,
 ) -> tuple[list[MergeEvent], list[ReviewPair]]:
     """:meth:`LinkageEngine._decide` for every record in order, from the scored pairs that
-    reach the review or link weight (``rows[n]`` with ``candidates[n]``, rows ascending)."""
+    reach the review or link weight (``rows[n]`` with ``candidates[n]``, rows ascending).
+
+    A record without such a pair starts a person, whatever came before: only the records
+    with one are decided one by one. Persons are numbered in the order records start them,
+    so a record that starts a person has the number of records before it that did.
+    """
+    import numpy as np
+
+    size = len(linkable)
     counts = engine.counts
-    parent, record_person = engine._parent, engine._record_person
+    decided = np.zeros(size, dtype=bool)
+    decided[rows] = True
+    # Records before each record that start a person without a decision.
+    undecided_before = (np.cumsum(~decided) - ~decided).tolist()
+    # A person per record at most: the numbers in use are those below the persons started.
+    parent = array("i", range(size))
+    engine._parent = parent
     find = engine._find
+    started: list[int] = []  # decided records that started a person, ascending
+    person_of: dict[int, int] = {}  # person of each decided record
+
+    def person_of_record(row: int) -> int:
+        found = person_of.get(row)
+        if found is None:
+            return int(undecided_before[row]) + bisect_left(started, row)
+        return found
+
     record_ids = engine.store.record_ids
     link_weight = engine._link_weight
     merges: list[MergeEvent] = []
     review: list[ReviewPair] = []
     pointer, end = 0, len(rows)
-    next_row = rows[0] if rows else -1
-    for row, can_link in enumerate(linkable):
-        if progress is not None and row and row % 1000 == 0:
-            progress(1000)
-        counts.records += 1
-        if row != next_row:
-            person = len(parent)
-            parent.append(person)
-            record_person.append(person)
-            counts.new_persons += 1
-            if not can_link:
-                counts.unlinkable += 1
-            continue
+    while pointer < end:
+        row = rows[pointer]
         best_by_root: dict[int, float] = {}
         grey: list[tuple[int, float]] = []
         while pointer < end and rows[pointer] == row:
             candidate, weight = candidates[pointer], weights[pointer]
             pointer += 1
             if weight >= link_weight:
-                root = find(record_person[candidate])
+                root = find(person_of_record(candidate))
                 if weight > best_by_root.get(root, -math.inf):
                     best_by_root[root] = weight
             else:
                 grey.append((candidate, weight))
-        next_row = rows[pointer] if pointer < end else -1
         record_id = record_ids[row]
         for candidate, weight in grey:
-            if find(record_person[candidate]) not in best_by_root:
+            if find(person_of_record(candidate)) not in best_by_root:
                 review.append(
                     ReviewPair(
                         record_id, record_ids[candidate], weight, 1.0 / (1.0 + 2.0 ** (-weight))
@@ -801,10 +831,8 @@ def _decide_in_order(
                 )
                 counts.review_pairs += 1
         if not best_by_root:
-            person = len(parent)
-            parent.append(person)
-            record_person.append(person)
-            counts.new_persons += 1
+            person_of[row] = int(undecided_before[row]) + len(started)
+            started.append(row)
             continue
         surviving = min(best_by_root)
         for root in sorted(best_by_root):
@@ -817,10 +845,21 @@ def _decide_in_order(
                 )
             )
             counts.merges += 1
-        record_person.append(surviving)
+        person_of[row] = surviving
         counts.linked += 1
+    record_person = np.asarray(undecided_before, dtype=np.int64) + np.searchsorted(
+        np.asarray(started, dtype=np.int64), np.arange(size)
+    )
+    if person_of:
+        record_person[list(person_of)] = list(person_of.values())
+    persons = size - counts.linked
+    del parent[persons:]
+    engine._record_person = array("i", record_person.astype(np.int32).tobytes())
+    counts.records += size
+    counts.new_persons += persons
+    counts.unlinkable += int(size - np.count_nonzero(linkable))
     if progress is not None:
-        if linkable and len(linkable) % 1000 == 0:
+        for _ in range(size // 1000):
             progress(1000)
-        progress(len(linkable) % 1000)
+        progress(size % 1000)
     return merges, review

@@ -573,7 +573,7 @@ def _similarity_vector(
         memo = cache.jaro_winkler if measure == "jaro_winkler" else cache.edit_distance
         values = [memo(x, y) for x, y in zip(left, right, strict=True)]
     else:
-        string = cache.store.vocabulary.string
+        string = cache.store.vocabulary.strings().__getitem__
         function = (
             jellyfish.jaro_winkler_similarity
             if measure == "jaro_winkler"

@@ -429,13 +429,19 @@ def distinct_rows(
     if len(matrix) == 0:
         return matrix, np.zeros(0, dtype=np.int64)
     width = matrix.shape[1]
-    if width <= 9 and matrix.min() >= 0:
-        # Levels are below 128: a row is one number of 7 bits per comparison.
+    radix = [int(matrix[:, k].max()) + 1 for k in range(width)]
+    if matrix.min() >= 0 and math.prod(radix) <= 1 << 22:
+        # A row is one number written with a digit per comparison: the rows present are
+        # marked in a table of every number, which needs no sort.
         codes = np.zeros(len(matrix), dtype=np.int64)
         for k in range(width):
-            codes = (codes << 7) | matrix[:, k]
-        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-        return matrix[first], inverse.reshape(-1).astype(np.int64)
+            codes = codes * radix[k] + matrix[:, k]
+        present = np.zeros(math.prod(radix), dtype=bool)
+        present[codes] = True
+        inverse = (np.cumsum(present) - 1)[codes]
+        first = np.empty(int(present.sum()), dtype=np.int64)
+        first[inverse[::-1]] = np.arange(len(matrix) - 1, -1, -1)
+        return matrix[first], inverse
     patterns, inverse = np.unique(matrix, axis=0, return_inverse=True)
     return patterns, inverse.reshape(-1).astype(np.int64)
 

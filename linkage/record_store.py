@@ -87,6 +87,10 @@ class Vocabulary:
         """The string behind a code."""
         return self._strings[code]
 
+    def strings(self) -> Sequence[str]:
+        """Every string by its code (read only: the vocabulary's own list, not a copy)."""
+        return self._strings
+
     def __len__(self) -> int:
         return len(self._strings)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from operator import attrgetter
@@ -181,8 +181,14 @@ def standardise_family_name(value: str) -> FamilyName:
     text = fold_text(value)
     if not text:
         return FamilyName(None, (), None)
-    if " " not in text and "-" not in text:  # one word: the name itself, whatever it is
-        return FamilyName(text, (text,), None)
+    if "-" not in text:
+        if " " not in text:  # one word: the name itself, whatever it is
+            return FamilyName(text, (text,), None)
+        tokens = text.split(" ")
+        last = tokens[-1]
+        if last not in TUSSENVOEGSELS and all(token in TUSSENVOEGSELS for token in tokens[:-1]):
+            # Prefixes before one word ("van der berg"), as the loop below reads them.
+            return FamilyName(last, (last,), " ".join(tokens[:-1]))
     parts: list[str] = []
     prefixes: list[str] = []
     for chunk in text.split("-"):
@@ -503,13 +509,21 @@ def standardise(raw: RawRecord) -> StandardRecord:
     )
 
 
+def _all_text(values: Iterable[object]) -> bool:
+    """True when every value is a string or None."""
+    return set(map(type, values)) <= _TEXT_TYPES
+
+
+_TEXT_TYPES = frozenset({str, type(None)})
+
+
 def _read_columns(
     values: list[str | None], read: Callable[[str | None], tuple[FieldParts, str | None]]
 ) -> tuple[list[Sequence[Any]], list[tuple[int, str]]]:
     """``read`` of every value, each distinct value read once: a column per part, and the
     rows whose value could not be read, with the reason."""
     distinct = dict.fromkeys(values)
-    if all(type(value) is str or value is None for value in distinct):
+    if _all_text(distinct):
         memo = {value: read(value) for value in distinct}
         parts_of = {value: parts for value, (parts, _) in memo.items()}
         found = list(map(parts_of.__getitem__, values))
@@ -531,7 +545,7 @@ def _read_columns(
 def _read_simple_column(values: list[str | None], read: Callable[[str | None], Any]) -> list[Any]:
     """``read`` of every value (one that raises no issue), each distinct value read once."""
     distinct = dict.fromkeys(values)
-    if not all(type(value) is str or value is None for value in distinct):
+    if not _all_text(distinct):
         return [read(value) for value in values]
     return list(map({value: read(value) for value in distinct}.__getitem__, values))
 
