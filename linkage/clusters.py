@@ -552,9 +552,14 @@ class LinkageEngine:
                 column_values = np.frombuffer(self.store.columns[column], dtype=np.int32)
                 values = column_values[left[hits]]
                 del column_values  # release the buffer so the store can grow again
-                unique, inverse = np.unique(values, return_inverse=True)
-                adjust = np.array([self._tf_adjustment(column, int(v), u) for v in unique])
-                weights[hits] += adjust[inverse]
+                # Each distinct value's adjustment is worked out once (values are codes, so
+                # a table by code finds them without sorting).
+                seen = np.zeros(int(values.max()) + 1, dtype=bool)
+                seen[values] = True
+                distinct = np.flatnonzero(seen)
+                adjust = np.zeros(len(seen))
+                adjust[distinct] = [self._tf_adjustment(column, v, u) for v in distinct.tolist()]
+                weights[hits] += adjust[values]
         return weights
 
     def memory_bytes(self) -> int:
@@ -707,8 +712,7 @@ def _link_new_batch(
     if engine.collapse_duplicates and linkable.any():
         rows = np.flatnonzero(linkable)
         content = np.stack([column(name)[rows] for name in _COMPARED], axis=1)
-        _, first_at, group = np.unique(content, axis=0, return_index=True, return_inverse=True)
-        first = rows[first_at[group.ravel()]]
+        first = rows[_first_equal_rows(content)]
         copies = np.flatnonzero(first != rows)
         if len(copies):
             copy_rows, first_rows = rows[copies], first[copies]
@@ -723,7 +727,7 @@ def _link_new_batch(
     engine.counts.duplicates += len(copy_codes)
     engine.counts.pairs_scored += len(left)
     weights = np.empty(len(left))
-    step = 500_000
+    step = 2_000_000
     for start in range(0, len(left), step):
         lo, hi = left[start : start + step], right[start : start + step]
         levels = batch.levels(engine.comparisons, lo, hi)
@@ -740,6 +744,33 @@ def _link_new_batch(
         weights[relevant].tolist(),
         progress,
     )
+
+
+def _first_equal_rows(content: Any) -> Any:
+    """For each row of a matrix, the first row equal to it.
+
+    Rows are grouped by a 64-bit digest of their values (sorted stably, so each group starts
+    with its first row); every group is checked to hold equal rows only, and the rare
+    collision falls back to comparing the rows themselves.
+    """
+    import numpy as np
+
+    size = len(content)
+    digest = np.zeros(size, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(content.shape[1]):
+            digest = digest * np.uint64(0x100000001B3) + content[:, k].astype(np.uint64)
+            digest ^= digest >> np.uint64(29)
+    order = np.argsort(digest, kind="stable")
+    digest, ordered = digest[order], content[order]
+    same_digest = digest[1:] == digest[:-1]
+    if not (ordered[1:][same_digest] == ordered[:-1][same_digest]).all():
+        _, first_at, group = np.unique(content, axis=0, return_index=True, return_inverse=True)
+        return first_at[group.ravel()]
+    starts = np.flatnonzero(np.concatenate(([True], ~same_digest)))
+    first = np.empty(size, dtype=np.int64)
+    first[order] = np.repeat(order[starts], np.diff(np.append(starts, size)))
+    return first
 
 
 def _copy_weights(engine: LinkageEngine, rows: Any, firsts: Any) -> Any:
