@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from linkwatch.linkage.bulk import collector_paused
 
@@ -406,50 +406,74 @@ _NO_PAIR = (None, None)
 FieldParts = tuple[Any, ...]
 
 
-def _read_given(value: str | None) -> tuple[FieldParts, str | None]:
-    if _blank(value):
-        return _NO_GIVEN, None
-    given = standardise_given_name(str(value))
-    if given.name is None and given.initials is None:
-        return _NO_GIVEN, "no letters"
-    return (given.name, given.initials), None
+Reader = Callable[[str | None], tuple[FieldParts, str | None]]
 
 
-def _read_family(value: str | None) -> tuple[FieldParts, str | None]:
-    if _blank(value):
-        return _NO_FAMILY, None
-    family = standardise_family_name(str(value))
-    return (family.name, family.parts, family.tussenvoegsel), (
-        "no letters" if family.name is None else None
+def _field_readers(memoised: bool) -> tuple[tuple[str, Reader], ...]:
+    """The readers of the fields that can carry an issue, in the order a record's issues
+    list them: with the memoised field functions (one record at a time, where values repeat
+    from call to call), or with the plain ones (a batch, which reads each value once)."""
+
+    def plain(function: Callable[[str], _T]) -> Callable[[str], _T]:
+        return function if memoised else function.__wrapped__  # type: ignore[attr-defined]
+
+    given_name, family_name = plain(standardise_given_name), plain(standardise_family_name)
+    date_of_birth, postcode = plain(standardise_date_of_birth), plain(standardise_postcode)
+    house_number = plain(standardise_house_number)
+
+    def read_given(value: str | None) -> tuple[FieldParts, str | None]:
+        if _blank(value):
+            return _NO_GIVEN, None
+        given = given_name(str(value))
+        if given.name is None and given.initials is None:
+            return _NO_GIVEN, "no letters"
+        return (given.name, given.initials), None
+
+    def read_family(value: str | None) -> tuple[FieldParts, str | None]:
+        if _blank(value):
+            return _NO_FAMILY, None
+        family = family_name(str(value))
+        return (family.name, family.parts, family.tussenvoegsel), (
+            "no letters" if family.name is None else None
+        )
+
+    def read_date(value: str | None) -> tuple[FieldParts, str | None]:
+        if _blank(value):
+            return _NO_DATE, None
+        birth = date_of_birth(str(value))
+        return (birth.year, birth.month, birth.day), birth.problem or None
+
+    def read_sex(value: str | None) -> tuple[FieldParts, str | None]:
+        if _blank(value):
+            return (None,), None
+        sex, readable = standardise_sex(str(value))
+        return (sex,), None if readable else "expected M/F (or V, man, vrouw, 1, 2)"
+
+    def read_postcode(value: str | None) -> tuple[FieldParts, str | None]:
+        if _blank(value):
+            return _NO_PAIR, None
+        pc6, pc4 = postcode(str(value))
+        return (pc6, pc4), "expected 1234AB or 1234" if pc4 is None else None
+
+    def read_house_number(value: str | None) -> tuple[FieldParts, str | None]:
+        if _blank(value):
+            return _NO_PAIR, None
+        number, addition = house_number(str(value))
+        return (number, addition), (
+            "expected a number with an addition" if number is None else None
+        )
+
+    return (
+        ("given_name", read_given),
+        ("family_name", read_family),
+        ("date_of_birth", read_date),
+        ("sex", read_sex),
+        ("postcode", read_postcode),
+        ("house_number", read_house_number),
     )
 
 
-def _read_date(value: str | None) -> tuple[FieldParts, str | None]:
-    if _blank(value):
-        return _NO_DATE, None
-    birth = standardise_date_of_birth(str(value))
-    return (birth.year, birth.month, birth.day), birth.problem or None
-
-
-def _read_sex(value: str | None) -> tuple[FieldParts, str | None]:
-    if _blank(value):
-        return (None,), None
-    sex, readable = standardise_sex(str(value))
-    return (sex,), None if readable else "expected M/F (or V, man, vrouw, 1, 2)"
-
-
-def _read_postcode(value: str | None) -> tuple[FieldParts, str | None]:
-    if _blank(value):
-        return _NO_PAIR, None
-    postcode, pc4 = standardise_postcode(str(value))
-    return (postcode, pc4), "expected 1234AB or 1234" if pc4 is None else None
-
-
-def _read_house_number(value: str | None) -> tuple[FieldParts, str | None]:
-    if _blank(value):
-        return _NO_PAIR, None
-    number, addition = standardise_house_number(str(value))
-    return (number, addition), ("expected a number with an addition" if number is None else None)
+_T = TypeVar("_T")
 
 
 def _read_national_id(value: str | None) -> str | None:
@@ -464,15 +488,9 @@ def _read_source(value: str | None) -> str:
     return (value or "").strip()
 
 
-#: The fields that can carry an issue, in the order a record's issues list them.
-_CHECKED_FIELDS: tuple[tuple[str, Callable[[str | None], tuple[FieldParts, str | None]]], ...] = (
-    ("given_name", _read_given),
-    ("family_name", _read_family),
-    ("date_of_birth", _read_date),
-    ("sex", _read_sex),
-    ("postcode", _read_postcode),
-    ("house_number", _read_house_number),
-)
+#: The fields that can carry an issue, with their readers for one record and for a batch.
+_CHECKED_FIELDS = _field_readers(memoised=True)
+_BATCH_FIELDS = _field_readers(memoised=False)
 
 
 def standardise(raw: RawRecord) -> StandardRecord:
@@ -518,7 +536,7 @@ _TEXT_TYPES = frozenset({str, type(None)})
 
 
 def _read_columns(
-    values: list[str | None], read: Callable[[str | None], tuple[FieldParts, str | None]]
+    values: list[str | None], read: Reader
 ) -> tuple[list[Sequence[Any]], list[tuple[int, str]]]:
     """``read`` of every value, each distinct value read once: a column per part, and the
     rows whose value could not be read, with the reason."""
@@ -610,7 +628,7 @@ def _standardise_many(raws: Sequence[RawRecord]) -> StandardisedBatch:
     record_ids = [raw.record_id for raw in raws]
     issues: dict[int, list[StandardisationIssue]] = {}
     columns: list[Sequence[Any]] = []
-    for name, read in _CHECKED_FIELDS:
+    for name, read in _BATCH_FIELDS:
         values: list[str | None] = list(map(attrgetter(name), raws))
         found, problems = _read_columns(values, read)
         columns += found
