@@ -10,13 +10,16 @@ SQL against the raw ``linked_events`` rows, and prints the ratio raw / view; for
 COVID, freshness and linkage-quality panels it runs their definition over the raw events
 and merges, and checks that both give the same rows (linkage quality counts distinct
 persons with HyperLogLog: its other columns must be equal, and the printed figure is how
-far its person count is from the exact one). One person id in a hundred is merged into
-another, as the linker does when a record links two persons. Timing starts once the background
+far its person count is from the exact one). One person id in ``LINKWATCH_BENCH_MERGED_EVERY``
+(500 by default) is merged into another, as the linker does when a record links two persons: the
+Long COVID and linkage-quality panels correct for each merged id when they read, so their
+latency grows with the number of merged ids. Timing starts once the background
 merges of the load have finished (at most five minutes) and after one untimed run of each
 panel, so the figures are those of a settled warehouse; the load average printed with
 them tells how busy the machine was.
 
-Usage: python bench/bench_panels.py [events ...]     (default: 10000000)
+Usage: [LINKWATCH_BENCH_MERGED_EVERY=500] python bench/bench_panels.py [events ...]
+       (default: 10000000 events)
 Targets: p95 <= 100 ms at 10M events, <= 300 ms at 100M. Never fails on time.
 """
 
@@ -58,6 +61,7 @@ CODES = (
     "U09.9",
 )
 RUNS = 15
+MERGED_EVERY = int(os.environ.get("LINKWATCH_BENCH_MERGED_EVERY", "500"))
 BATCH = 250_000  # events per insert: well below the insert block size, so one block each
 RAW_WEEKLY = (
     "(SELECT iso_week AS week, "
@@ -137,7 +141,7 @@ def fill(wh: Warehouse, events: int) -> float:
         SELECT concat('P', toString(number)), concat('P', toString(number - 1)),
                toDateTime64('2023-01-01 00:00:00', 3, 'UTC'), 1
         FROM numbers({persons})
-        WHERE number % 100 = 1
+        WHERE number % {MERGED_EVERY} = 1
         """
     )
     wh.command(

@@ -217,33 +217,37 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.freshness_mv TO ${db}.freshness AS
 SELECT maxState(event_time) AS latest_event_time, maxState(ingested_at) AS latest_ingested_at
 FROM ${db}.linked_events
 ;
--- Linkage quality per day, for the linkage-quality panel: events, their link outcomes and
--- weights, and a HyperLogLog state of the person ids (uniqCombined, exact up to a few
--- thousand ids). The panel merges the states over the period and corrects them exactly
--- for the ids named in merges, from person_days.
+-- Linkage quality per day and per calendar month, for the linkage-quality panel: events,
+-- their link outcomes and weights, and a HyperLogLog state of the person ids
+-- (uniqCombined, exact up to a few thousand ids). The panel merges the states of the
+-- whole months in its period and of the days at its edges, and corrects them exactly for
+-- the ids named in merges. `whole_month` = 1: the row holds the month starting on `day`.
 CREATE TABLE IF NOT EXISTS ${db}.linkage_daily
 (
-    day         Date,
-    events      AggregateFunction(sum, UInt64),
-    linked      AggregateFunction(sum, UInt64),
-    review      AggregateFunction(sum, UInt64),
-    weight_sum  AggregateFunction(sum, Float64),
-    person_ids  AggregateFunction(uniqCombined, String)
+    whole_month  UInt8,
+    day          Date,
+    events       AggregateFunction(sum, UInt64),
+    linked       AggregateFunction(sum, UInt64),
+    review       AggregateFunction(sum, UInt64),
+    weight_sum   AggregateFunction(sum, Float64),
+    person_ids   AggregateFunction(uniqCombined, String)
 )
 ENGINE = AggregatingMergeTree
-ORDER BY day
+ORDER BY (whole_month, day)
 SETTINGS non_replicated_deduplication_window = 10000
 ;
 CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.linkage_daily_mv TO ${db}.linkage_daily AS
 SELECT
-    event_date AS day,
+    whole_month,
+    if(whole_month = 1, toStartOfMonth(event_date), event_date) AS day,
     sumState(toUInt64(1)) AS events,
     sumState(toUInt64(link_outcome = 'linked')) AS linked,
     sumState(toUInt64(link_outcome = 'review')) AS review,
     sumState(toFloat64(link_weight)) AS weight_sum,
     uniqCombinedState(person_id) AS person_ids
 FROM ${db}.linked_events
-GROUP BY day
+ARRAY JOIN [toUInt8(0), toUInt8(1)] AS whole_month
+GROUP BY whole_month, day
 ;
 -- The days on which each person id has events (as the linker wrote the id), and the same
 -- for the ids named in merges only (copied when a merge names an id, added to by every

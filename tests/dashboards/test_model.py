@@ -194,6 +194,12 @@ def test_freshness_and_linkage_quality_equal_the_raw_queries(
         assert fresh[0][4] >= 0  # seconds since the last commit
         raw = wh.query(raw_sql("linkage_quality", db), period).rows
         assert repr(panel_rows("linkage_quality")) == repr(raw)  # NaN mean when empty
+        # A period cutting months: whole months from the monthly rows, the edges by day.
+        for cut in ((dt.date(2022, 2, 10), dt.date(2022, 4, 20)),
+                    (dt.date(2022, 3, 1), dt.date(2022, 3, 30))):  # fmt: skip
+            params = Filters(*cut).params()
+            got = wh.query(panel_sql(panel("linkage_quality"), db), params).rows
+            assert repr(got) == repr(wh.query(raw_sql("linkage_quality", db), params).rows)
 
     matches()  # an empty warehouse
     events = sample_events(seed=5, weeks=20)

@@ -1,9 +1,9 @@
 -- Linkage quality over the period: link rate, review queue, merges and distinct persons
--- after merges. Read from the daily pre-aggregate: the persons are a HyperLogLog count of
--- the person ids (uniqCombined: exact up to a few thousand, within about 1 % beyond),
--- corrected exactly for the ids named in merges that have events in the period (each
--- comes out, and their surviving persons go back in once; person_days_merged holds the
--- event days of those ids only).
+-- after merges. Read from the pre-aggregate by day and month. The persons are a
+-- HyperLogLog count of the person ids (uniqCombined: exact up to a few thousand,
+-- within about 1 % beyond), corrected exactly for the ids named in merges that have
+-- events in the period: each comes out, and their surviving persons go back in once
+-- (person_days_merged holds the event days of those ids only).
 SELECT
     sumMerge(d.events) AS events,
     round(sumMerge(d.linked) / nullIf(sumMerge(d.events), 0), 4) AS link_rate,
@@ -27,5 +27,10 @@ CROSS JOIN
                            groupUniqArrayMerge(p.days))
     )
 ) AS c
-WHERE d.day BETWEEN {date_from:Date} AND {date_to:Date}
+-- The whole months inside the period, and the days of the period outside them.
+WHERE if(d.whole_month = 1,
+         d.day >= {date_from:Date} AND addMonths(d.day, 1) <= {date_to:Date} + 1,
+         d.day BETWEEN {date_from:Date} AND {date_to:Date}
+             AND NOT (toStartOfMonth(d.day) >= {date_from:Date}
+                      AND addMonths(toStartOfMonth(d.day), 1) <= {date_to:Date} + 1))
 SETTINGS join_use_nulls = 0

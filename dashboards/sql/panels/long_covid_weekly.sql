@@ -29,54 +29,33 @@ FROM
           AND day BETWEEN {date_from:Date} AND {date_to:Date}
         UNION ALL
         -- The ids named in a merge, absorbed or surviving, come out as persons of their
-        -- own (-1) and go back in once under their surviving id (+1).
+        -- own (-1, with their own index episode) and go back in once under their
+        -- surviving id (+1, with the first index episode of all the ids merged into it).
         SELECT onset AS day, sign AS persons
         FROM
         (
-            SELECT toInt64(-1) AS sign, min(q) AS onset
+            SELECT change.2 AS sign, min(change.3) AS onset
             FROM
             (
-                SELECT r.person_id AS id,
+                SELECT r.id AS id, r.grp AS grp,
                        least(if(r.has_post = 1, r.post_first, toDate(65535)),
-                             if(ix.index_date > toDate(0),
+                             if(own.index_date > toDate(0),
                                 arrayMin(arrayPushBack(
-                                    arrayFilter(d -> d >= ix.index_date + 28
-                                                     AND d <= ix.index_date + 364,
+                                    arrayFilter(d -> d >= own.index_date + 28 AND d <= own.index_date + 364,
                                                 r.symptom_dates),
                                     toDate(65535))),
-                                toDate(65535))) AS q
-                FROM
-                (
-                    SELECT person_id, post_first, has_post, symptom_dates
-                    FROM ${db}.long_covid_strata_merged
-                    WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex}
-                      AND ${f_ses_quintile}
-                ) AS r
-                LEFT JOIN
-                (
-                    SELECT person_id, min(covid_first) AS index_date
-                    FROM ${db}.long_covid_persons_merged
-                    WHERE has_covid = 1
-                    GROUP BY person_id
-                ) AS ix ON ix.person_id = r.person_id
-            )
-            GROUP BY id
-            UNION ALL
-            SELECT toInt64(1) AS sign, min(q) AS onset
-            FROM
-            (
-                SELECT r.grp AS grp,
+                                toDate(65535))) AS q_own,
                        least(if(r.has_post = 1, r.post_first, toDate(65535)),
-                             if(ix.index_date > toDate(0),
+                             if(gi.index_date > toDate(0),
                                 arrayMin(arrayPushBack(
-                                    arrayFilter(d -> d >= ix.index_date + 28
-                                                     AND d <= ix.index_date + 364,
+                                    arrayFilter(d -> d >= gi.index_date + 28 AND d <= gi.index_date + 364,
                                                 r.symptom_dates),
                                     toDate(65535))),
-                                toDate(65535))) AS q
+                                toDate(65535))) AS q_group
                 FROM
                 (
-                    SELECT if(m.canonical_person_id = '', s.person_id, m.canonical_person_id)
+                    SELECT s.person_id AS id,
+                           if(m.canonical_person_id = '', s.person_id, m.canonical_person_id)
                                AS grp,
                            s.post_first AS post_first, s.has_post AS has_post,
                            s.symptom_dates AS symptom_dates
@@ -86,11 +65,16 @@ FROM
                         AS m ON m.person_id = s.person_id
                     WHERE ${f_source} AND ${f_region} AND ${f_age_band} AND ${f_sex}
                       AND ${f_ses_quintile}
-
                 ) AS r
                 LEFT JOIN
                 (
-                    -- A merged person's index episode is the first of all their ids'.
+                    SELECT person_id, min(covid_first) AS index_date
+                    FROM ${db}.long_covid_persons_merged
+                    WHERE has_covid = 1
+                    GROUP BY person_id
+                ) AS own ON own.person_id = r.id
+                LEFT JOIN
+                (
                     SELECT if(m.canonical_person_id = '', c.person_id, m.canonical_person_id)
                                AS grp,
                            min(c.covid_first) AS index_date
@@ -99,11 +83,11 @@ FROM
                         (SELECT person_id, canonical_person_id FROM ${db}.person_merges FINAL)
                         AS m ON m.person_id = c.person_id
                     WHERE c.has_covid = 1
-
                     GROUP BY grp
-                ) AS ix ON ix.grp = r.grp
+                ) AS gi ON gi.grp = r.grp
             )
-            GROUP BY grp
+            ARRAY JOIN [(id, toInt64(-1), q_own), (grp, toInt64(1), q_group)] AS change
+            GROUP BY change.1, change.2
         )
         WHERE onset != toDate(65535) AND onset BETWEEN {date_from:Date} AND {date_to:Date}
     )
