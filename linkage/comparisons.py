@@ -312,6 +312,10 @@ DEFAULT_COMPARISONS: tuple[ComparisonSpec, ...] = (
 )
 
 
+#: Multiplying by this adds the eight bytes of a 64-bit word into its top byte.
+_BYTE_SUM = np.uint64(0x0101010101010101)
+
+
 class _SimilarityCache:
     """Memoised string similarities by pair of vocabulary codes (names repeat a lot)."""
 
@@ -379,10 +383,19 @@ class _SimilarityCache:
         step = 100_000
         for start in range(0, len(left), step):
             a, b = left[start : start + step], right[start : start + step]
-            common = np.minimum(self._counts[a], self._counts[b]).sum(axis=1, dtype=np.int64)
+            # The 32 counts of a string are four 64-bit words of 8 byte-sized counts; no sum
+            # of counts exceeds the string's length (< 256), so the words add without carries
+            # and the bytes of their sum add up with one multiplication.
+            words = np.minimum(self._counts[a], self._counts[b]).view(np.uint64)
+            lanes = words[:, 0] + words[:, 1] + words[:, 2] + words[:, 3]
+            common = ((lanes * _BYTE_SUM) >> np.uint64(56)).astype(np.int64)
             pa, pb = self._prefix[a], self._prefix[b]
             same = (pa == pb) & (pa != 0)
-            prefix = np.cumprod(same, axis=1).sum(axis=1)
+            agree = same[:, 0].copy()
+            prefix = agree.astype(np.int64)
+            for position in (1, 2, 3):
+                agree &= same[:, position]
+                prefix += agree
             x, y = la[start : start + step], lb[start : start + step]
             plain = (x > 0) & (y > 0)
             with np.errstate(divide="ignore", invalid="ignore"):
