@@ -13,6 +13,9 @@ Every capped block and every lookup that skipped one is counted.
 :class:`BlockingIndex` is the incremental form used by the online engine (key → record rows);
 :func:`blocked_pairs` produces the candidate pairs of a whole data set for training, and
 :func:`pair_completeness` measures, on labelled data, the share of true pairs the passes reach.
+A whole batch's keys are worked out column by column (:func:`pass_keys`), as integers that are
+equal when the key strings are; :func:`indexed_candidate_codes` gives from them the candidates
+the incremental index would give each record added in order.
 """
 
 from __future__ import annotations

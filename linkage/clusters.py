@@ -25,6 +25,10 @@ its person when the pair's weight reaches the link threshold, and is stored with
 indexed again: any later record weighs the same against either copy, so the copy adds
 nothing to find but candidates to score. This keeps the blocks, and the work per record, as
 small as the number of distinct identities rather than of events.
+
+:func:`link_batch` takes the same decisions for a whole batch at once: copies, candidates
+(with the blocks' size cap as the index applies it) and pair weights are worked out with numpy
+over the batch, and only the link decisions are taken record by record.
 """
 
 from __future__ import annotations
