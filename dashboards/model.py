@@ -177,6 +177,7 @@ def _backfill(warehouse: Warehouse, database: str, target: str, select: str) -> 
     for chunk in range(BACKFILL_CHUNKS):
         part = f"(SELECT * FROM {events} WHERE cityHash64(person_id) % {BACKFILL_CHUNKS} = {chunk})"
         warehouse.command(f"INSERT INTO {target} " + re.sub(rf"\b{events}\b", part, select))
+        log.info("filling %s: %d of %d parts done", target, chunk + 1, BACKFILL_CHUNKS)
 
 
 # ---------------------------------------------------------------------------
