@@ -72,6 +72,8 @@ def schema_statements(database: str = DEFAULT_DATABASE) -> list[str]:
 #: The oldest server the model is written for; older ones get :func:`legacy_statements`.
 CURRENT_DIALECT = (20, 1)
 _LEGACY_ONLY_NEWER = ("SimpleAggregateFunction",)
+#: Objects those servers cannot keep: the copies for merged ids need joins they lack.
+_LEGACY_LEFT_OUT = ("person_days_merged",)
 _OBJECT_NAME = re.compile(r"CREATE (?:TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS (\S+)")
 
 
@@ -80,16 +82,18 @@ def legacy_statements(statements: list[str]) -> tuple[list[str], list[str]]:
 
     Types those servers lack become their older equivalents (``DateTime64(3, 'UTC')`` →
     ``DateTime('UTC')``, ``LowCardinality(T)`` → ``T``), settings they do not know are
-    dropped, and objects that need newer features (the Long COVID pre-aggregates), with
-    everything built on them, are left out and named.
+    dropped, and objects that need newer features (the Long COVID pre-aggregates and the
+    copies of merged ids' days), with everything built on them, are left out and named.
     """
     kept: list[str] = []
     skipped: list[str] = []
     for statement in statements:
         name_match = _OBJECT_NAME.search(statement)
         name = name_match.group(1) if name_match else ""
-        if any(token in statement for token in _LEGACY_ONLY_NEWER) or any(
-            re.search(rf"\b{re.escape(s)}\b", statement) for s in skipped
+        if (
+            any(token in statement for token in _LEGACY_ONLY_NEWER)
+            or any(re.search(rf"\b{re.escape(s)}\b", statement) for s in skipped)
+            or any(re.search(rf"\.{name}\b", statement) for name in _LEGACY_LEFT_OUT)
         ):
             if name:
                 skipped.append(name)
