@@ -22,8 +22,10 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar, overload
+
+import numpy as np
 
 from linkwatch.linkage.bulk import collector_paused
 
@@ -430,6 +432,11 @@ def _field_readers(memoised: bool) -> tuple[tuple[str, Reader], ...]:
         return (given.name, given.initials), None
 
     def read_family(value: str | None) -> tuple[FieldParts, str | None]:
+        if type(value) is str and value.isalpha() and value.isascii():
+            # One plain word, the common case: the name itself (as the full reading gives).
+            text = value.lower()
+            if text not in _BLANKS:
+                return (text, (text,), None), None
         if _blank(value):
             return _NO_FAMILY, None
         family = family_name(str(value))
@@ -450,6 +457,15 @@ def _field_readers(memoised: bool) -> tuple[tuple[str, Reader], ...]:
         return (sex,), None if readable else "expected M/F (or V, man, vrouw, 1, 2)"
 
     def read_postcode(value: str | None) -> tuple[FieldParts, str | None]:
+        if (
+            type(value) is str
+            and len(value) == 6
+            and value.isascii()
+            and value[0] != "0"
+            and value[:4].isdigit()
+            and value[4:].isalpha()
+        ):  # "1234AB", the common case, as the full reading gives it
+            return (value[:4] + value[4:].upper(), value[:4]), None
         if _blank(value):
             return _NO_PAIR, None
         pc6, pc4 = postcode(str(value))
@@ -540,24 +556,30 @@ def _read_columns(
 ) -> tuple[list[Sequence[Any]], list[tuple[int, str]]]:
     """``read`` of every value, each distinct value read once: a column per part, and the
     rows whose value could not be read, with the reason."""
+    width = len(read(None)[0])
+    if not values:
+        return [()] * width, []
     distinct = dict.fromkeys(values)
-    if _all_text(distinct):
-        memo = {value: read(value) for value in distinct}
-        parts_of = {value: parts for value, (parts, _) in memo.items()}
-        found = list(map(parts_of.__getitem__, values))
-        unreadable = {value: reason for value, (_, reason) in memo.items() if reason}
-        problems = (
-            [(row, unreadable[v]) for row, v in enumerate(values) if v in unreadable]
-            if unreadable
-            else []
-        )
-    else:
+    if not _all_text(distinct):
         # Values of other types can be equal and read differently (1 == 1.0 == True).
         read_all = [read(value) for value in values]
         found = [parts for parts, _ in read_all]
         problems = [(row, reason) for row, (_, reason) in enumerate(read_all) if reason]
-    width = len(read(None)[0])
-    return (list(zip(*found, strict=True)) if found else [()] * width), problems
+        return list(zip(*found, strict=True)), problems
+    keys = list(distinct)
+    read_all = list(map(read, keys))
+    # Each row's value as its position among the distinct values: a column is then the
+    # distinct values' parts taken by that index, without a lookup per row.
+    position = dict(zip(keys, range(len(keys)), strict=True))
+    index = np.fromiter(map(position.__getitem__, values), np.intp, len(values))
+    columns: list[Sequence[Any]] = [
+        np.fromiter(column, dtype=object, count=len(keys))[index].tolist()
+        for column in zip(*map(itemgetter(0), read_all), strict=True)
+    ]
+    reasons = list(map(itemgetter(1), read_all))
+    unreadable = np.fromiter(map(bool, reasons), dtype=bool, count=len(keys))[index]
+    rows = np.flatnonzero(unreadable).tolist()
+    return columns, [(row, reasons[index[row]]) for row in rows]
 
 
 def _read_simple_column(values: list[str | None], read: Callable[[str | None], Any]) -> list[Any]:
