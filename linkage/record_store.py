@@ -221,11 +221,11 @@ class RecordStore:
         assert len(texts) == len(STRING_COLUMNS)
         vocabulary = self.vocabulary
         known = vocabulary._codes
-        vocabulary.add_many(
-            text
-            for text in dict.fromkeys(chain.from_iterable(zip(*texts, strict=True)))
-            if text and text not in known
-        )
+        met = dict.fromkeys(chain.from_iterable(zip(*texts, strict=True)))
+        met.pop(None, None)
+        met.pop("", None)
+        vocabulary.add_many((text for text in met if text not in known) if known else met)
+        del met
         codes: dict[str | None, int] = dict(known)
         codes[None] = codes[""] = 0
         find = codes.__getitem__
