@@ -183,7 +183,10 @@ def bare_faust_main(bootstrap: str, expected: int, port: int, report: Path) -> N
 
     from linkwatch.streams.worker import faust_app
 
-    settings = Settings.load(environ={}, kafka_bootstrap_servers=bootstrap, worker_port=port)
+    # Faust's folder goes under the run's temporary folder (the report's), removed after it.
+    settings = Settings.load(
+        environ={}, kafka_bootstrap_servers=bootstrap, worker_port=port, data_dir=report.parent
+    )
     registry = SchemaRegistry.shipped()
     app = faust_app(settings, f"bench-faust-{uuid.uuid4().hex[:8]}")
     provider = app.topic(

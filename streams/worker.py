@@ -652,6 +652,9 @@ def faust_app(settings: Settings, app_id: str = "linkwatch-worker") -> faust.App
         app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
+        # Faust's own folder (its table state) under linkwatch's data folder, not the
+        # folder the worker was started from.
+        datadir=str(settings.data_dir / "faust" / app_id),
         key_serializer="raw",
         value_serializer="raw",
         processing_guarantee="at_least_once",
