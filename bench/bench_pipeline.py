@@ -185,7 +185,7 @@ def bare_faust_main(bootstrap: str, expected: int, port: int, report: Path) -> N
 
     # Faust's folder goes under the run's temporary folder (the report's), removed after it.
     settings = Settings.load(
-        environ={}, kafka_bootstrap_servers=bootstrap, worker_port=port, data_dir=report.parent
+        environ={}, kafka_bootstrap_servers=bootstrap, worker_port=port, state_dir=report.parent
     )
     registry = SchemaRegistry.shipped()
     app = faust_app(settings, f"bench-faust-{uuid.uuid4().hex[:8]}")

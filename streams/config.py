@@ -144,7 +144,7 @@ FIELDS: tuple[Field, ...] = (
         "LINKWATCH_STATE_DIR",
         _path,
         _HOME / ".local/state/linkwatch",
-        "pid files, generated server configuration and server logs",
+        "pid files, generated server configuration, server logs and the worker's state",
     ),
     Field(
         "warehouse_dir",

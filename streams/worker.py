@@ -648,13 +648,15 @@ def faust_app(settings: Settings, app_id: str = "linkwatch-worker") -> faust.App
     """A Faust application with the worker's settings (also used by the pipeline benchmark)."""
     import faust
 
+    # Faust's own folder (its table state) goes with the worker's other state, not in the
+    # folder the worker was started from; Faust creates only its last part.
+    datadir = settings.state_dir / "worker" / "faust" / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
-        # Faust's own folder (its table state) under linkwatch's data folder, not the
-        # folder the worker was started from.
-        datadir=str(settings.data_dir / "faust" / app_id),
+        datadir=str(datadir),
         key_serializer="raw",
         value_serializer="raw",
         processing_guarantee="at_least_once",
