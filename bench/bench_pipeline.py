@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -183,7 +184,7 @@ def bare_faust_main(bootstrap: str, expected: int, port: int, report: Path) -> N
 
     from linkwatch.streams.worker import faust_app
 
-    # Faust's folder goes under the run's temporary folder (the report's), removed after it.
+    # Faust's folder goes under the run's temporary folder (the report's), removed at the end.
     settings = Settings.load(
         environ={}, kafka_bootstrap_servers=bootstrap, worker_port=port, state_dir=report.parent
     )
@@ -449,6 +450,7 @@ def main(events: int, rate: float, seconds: float) -> None:
             print(f"{label:<58} {value:>14}")
     finally:
         broker.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the broker's log and the warehouses
 
 
 if __name__ == "__main__":

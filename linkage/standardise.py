@@ -457,15 +457,6 @@ def _field_readers(memoised: bool) -> tuple[tuple[str, Reader], ...]:
         return (sex,), None if readable else "expected M/F (or V, man, vrouw, 1, 2)"
 
     def read_postcode(value: str | None) -> tuple[FieldParts, str | None]:
-        if (
-            type(value) is str
-            and len(value) == 6
-            and value.isascii()
-            and value[0] != "0"
-            and value[:4].isdigit()
-            and value[4:].isalpha()
-        ):  # "1234AB", the common case, as the full reading gives it
-            return (value[:4] + value[4:].upper(), value[:4]), None
         if _blank(value):
             return _NO_PAIR, None
         pc6, pc4 = postcode(str(value))
