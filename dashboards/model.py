@@ -10,8 +10,10 @@ table and the pre-aggregate tables keep a deduplication window, and ClickHouse
 drops the replayed block in the views too, so aggregates are never inflated.
 
 Upgrades: a view whose table is new (a model created by an older linkwatch) is filled
-from the events already there, and the Long COVID state of schema version 1, which kept
-onsets without filters, is replaced and rebuilt.
+from the events already there (a view on merges, over all merges), the Long COVID state
+of schema version 1, which kept onsets without filters, is replaced and rebuilt, and the
+copies of version 2 for merged ids, which the Long COVID panel corrected from at every
+query, are dropped: version 3 keeps the correction itself (``long_covid_corrections``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from string import Template
 from linkwatch.dashboards.code_groups import CODE_LIST_VERSION, code_group_rows
 from linkwatch.streams.warehouse import Warehouse
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DATABASE = "linkwatch"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _STATEMENT_SPLIT = re.compile(r"^\s*;\s*$", re.MULTILINE)
@@ -35,6 +37,13 @@ _LONG_COVID_V1 = (
     "long_covid_delta_mv", "long_covid_persons_mv", "long_covid_onsets_mv",
     "long_covid_strata_mv", "long_covid_delta", "long_covid_onsets", "long_covid_persons",
     "long_covid_strata",
+)  # fmt: skip
+#: Objects of schema version 2 that version 3 no longer keeps, views first: copies of
+#: the Long COVID state for merged ids, read by the panel at every query.
+_MERGED_COPIES_V2 = (
+    "long_covid_persons_merges_mv", "long_covid_strata_merges_mv",
+    "long_covid_persons_merged_mv", "long_covid_strata_merged_mv",
+    "long_covid_persons_merged", "long_covid_strata_merged",
 )  # fmt: skip
 #: Chunks (by person id) in which a new view is filled from the events already stored.
 BACKFILL_CHUNKS = 8
@@ -57,8 +66,14 @@ def check_identifier(name: str, what: str) -> str:
 def schema_statements(database: str = DEFAULT_DATABASE) -> list[str]:
     """The model's DDL statements for ``database``, in the order they must run."""
     check_identifier(database, "database")
-    text = resources.files("linkwatch.dashboards").joinpath("sql", "schema.sql").read_text("utf-8")
-    rendered = Template(text).substitute(db=database)
+    sql = resources.files("linkwatch.dashboards").joinpath("sql")
+    text = sql.joinpath("schema.sql").read_text("utf-8")
+    correction = Template(sql.joinpath("long_covid_correction.sql").read_text("utf-8"))
+    rendered = Template(text).substitute(
+        db=database,
+        correction_for_blocks=_correction(correction, database, _FOR_BLOCKS),
+        correction_for_merges=_correction(correction, database, _FOR_MERGES),
+    )
     statements = []
     for chunk in _STATEMENT_SPLIT.split(rendered):
         body = "\n".join(
@@ -67,6 +82,59 @@ def schema_statements(database: str = DEFAULT_DATABASE) -> list[str]:
         if body:
             statements.append(body)
     return statements
+
+
+_MEMBERS = """
+    SELECT person_id AS id, canonical_person_id AS grp FROM (${membership})
+    WHERE canonical_person_id IN (SELECT grp FROM (${groups}))
+    UNION ALL
+    SELECT grp AS id, grp FROM (${groups})
+"""
+_BLOCK_IDS = "SELECT person_id FROM ${db}.long_covid_delta WHERE mask = 0"
+#: Where the correction runs after a block of events (a view on long_covid_delta, the
+#: block's state): the groups of the block's ids, the block's state added.
+_FOR_BLOCKS = {
+    "source": "${db}.long_covid_delta",
+    "membership": "SELECT person_id, canonical_person_id FROM ${db}.person_merges_latest",
+    "groups": f"""
+        SELECT DISTINCT canonical_person_id AS grp FROM ${{db}}.person_merges_latest
+        WHERE person_id IN ({_BLOCK_IDS}) OR canonical_person_id IN ({_BLOCK_IDS})
+    """,
+    "extra_persons": """UNION ALL
+        SELECT person_id AS id, covid_first FROM ${db}.long_covid_delta
+        WHERE mask = 0 AND has_covid = 1""",
+    "extra_strata": """UNION ALL
+        SELECT person_id AS id, source, region, age_band, sex, ses_quintile,
+               stratum_post_first AS post_first, stratum_has_post AS has_post,
+               stratum_symptom_dates AS symptom_dates
+        FROM ${db}.long_covid_delta
+        WHERE mask = 31 AND in_block = 1""",
+}
+#: After a block of merges (a view on person_merges, the block): the groups the merges
+#: name and the ids they move, with the block's rows over the merges stored before.
+_FOR_MERGES = {
+    "source": "${db}.person_merges",
+    "membership": """
+        SELECT person_id, argMax(canonical_person_id, version) AS canonical_person_id
+        FROM ${db}.person_merges GROUP BY person_id
+        UNION ALL
+        SELECT person_id, canonical_person_id FROM ${db}.person_merges_latest
+        WHERE person_id NOT IN (SELECT person_id FROM ${db}.person_merges)
+    """,
+    "groups": """
+        SELECT DISTINCT arrayJoin([person_id, canonical_person_id]) AS grp
+        FROM ${db}.person_merges
+    """,
+    "extra_persons": "",
+    "extra_strata": "",
+}
+
+
+def _correction(template: Template, database: str, place: dict[str, str]) -> str:
+    """The Long COVID merge correction statement for one place it runs."""
+    members = Template(Template(_MEMBERS).safe_substitute(place)).substitute(db=database)
+    parts = {k: Template(v).substitute(db=database) for k, v in place.items()}
+    return template.substitute(db=database, members=members, **parts).strip()
 
 
 #: The oldest server the model is written for; older ones get :func:`legacy_statements`.
@@ -119,6 +187,9 @@ def create_model(warehouse: Warehouse, database: str = DEFAULT_DATABASE) -> int:
     if _server_version(warehouse) < CURRENT_DIALECT:
         statements, _ = legacy_statements(statements)
     existing = _drop_long_covid_v1(warehouse, database, _tables(warehouse, database))
+    for name in _MERGED_COPIES_V2:
+        if name in existing:
+            warehouse.command(f"DROP TABLE IF EXISTS {database}.{name}")
     for statement in statements:
         warehouse.command(statement)
     for statement in statements:
@@ -168,10 +239,9 @@ def _backfill(warehouse: Warehouse, database: str, target: str, select: str) -> 
     """
     events = f"{database}.linked_events"
     if not re.search(rf"\b{events}\b", select):
-        if re.search(
-            rf"^FROM \(SELECT DISTINCT .*\n\s*FROM {database}\.person_merges\)", select, re.M
-        ):
-            # A copy for the ids named in merges: over all merges at once.
+        if re.search(rf"\b{database}\.person_merges\b(?!_)", select):
+            # A view on merges (a copy for the ids they name, the Long COVID correction
+            # of their groups): over all merges at once.
             warehouse.command(f"INSERT INTO {target} {select}")
         return
     stored = int(warehouse.query(f"SELECT count() FROM {events}").scalar())
@@ -207,8 +277,7 @@ _SHARDING = {
     "long_covid_strata": "cityHash64(person_id)",
     "person_days": "cityHash64(person_id)",
     "person_days_merged": "cityHash64(person_id)",
-    "long_covid_persons_merged": "cityHash64(person_id)",
-    "long_covid_strata_merged": "cityHash64(person_id)",
+    "long_covid_corrections": "cityHash64(grp)",
 }
 # Tables that only pass blocks from one view to the next (ENGINE = Null): local only.
 _PASS_THROUGH = ("long_covid_delta",)
@@ -246,10 +315,11 @@ def cluster_ddl(
     and the Distributed count tables sum the shards. The Long COVID per-person state and
     onset counts are kept per shard from the shard's own events, so they equal the case
     definition only when each person's events share a shard: use
-    ``sharding_key="cityHash64(person_id)"`` for them. The copies of the state for the ids
-    named in merges are taken on the shard of the merge row; a surviving id whose events
-    live on another shard is corrected from that shard's copy only. Replicated tables deduplicate
-    inserted blocks by default, which keeps a replayed batch from counting twice.
+    ``sharding_key="cityHash64(person_id)"`` for them. The merge correction of a group is
+    computed on the shard that receives the merge row or the event block, from that
+    shard's state: ids of the group whose events live on another shard are missed there.
+    Replicated tables deduplicate inserted blocks by default, which keeps a replayed batch
+    from counting twice.
     ``{shard}`` and ``{replica}`` are the macros each server defines in its configuration.
     """
     check_identifier(cluster, "cluster")

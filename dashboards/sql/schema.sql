@@ -553,79 +553,43 @@ GROUP BY person_id, mask, source, region, age_band, sex, ses_quintile
 HAVING mask = 0 OR (mask = 31 AND in_block = 1) OR onset_before != onset_after
 SETTINGS join_use_nulls = 0
 ;
--- The same state for the ids named in merges only, absorbed or surviving, so the panels
--- correct for merges without looking up ids across the whole state: copied from the
--- state when a merge names an id, and added to from every later block of such an id.
--- The states combine by min, max and union, so an id copied twice changes nothing.
-CREATE TABLE IF NOT EXISTS ${db}.long_covid_persons_merged
+-- The latest surviving id of every id named in a merge.
+CREATE VIEW IF NOT EXISTS ${db}.person_merges_latest AS
+SELECT person_id, canonical_person_id
+FROM ${db}.person_merges FINAL
+;
+-- What long_covid_onsets adds for merges, per merge group (a surviving id and every id
+-- merged into it), filter mask, stratum and day: +1 on the group's onset, -1 on each of
+-- its ids' own onsets. Kept as merges and events arrive (the views below, from the
+-- statement in long_covid_correction.sql), so the panel reads the onset counts alone.
+CREATE TABLE IF NOT EXISTS ${db}.long_covid_corrections
 (
-    person_id    String,
-    covid_first  SimpleAggregateFunction(min, Date),
-    has_covid    SimpleAggregateFunction(max, UInt8)
+    grp           String,
+    mask          UInt8,
+    source        LowCardinality(String),
+    region        LowCardinality(String),
+    age_band      LowCardinality(String),
+    sex           LowCardinality(String),
+    ses_quintile  UInt8,
+    day           Date,
+    persons       Int64
 )
-ENGINE = AggregatingMergeTree
-ORDER BY person_id
+ENGINE = SummingMergeTree(persons)
+ORDER BY (grp, mask, source, region, age_band, sex, ses_quintile, day)
 ;
-CREATE TABLE IF NOT EXISTS ${db}.long_covid_strata_merged
-(
-    person_id      String,
-    source         LowCardinality(String),
-    region         LowCardinality(String),
-    age_band       LowCardinality(String),
-    sex            LowCardinality(String),
-    ses_quintile   UInt8,
-    post_first     SimpleAggregateFunction(min, Date),
-    has_post       SimpleAggregateFunction(max, UInt8),
-    symptom_dates  SimpleAggregateFunction(groupArrayArray, Array(Date))
-)
-ENGINE = AggregatingMergeTree
-ORDER BY (person_id, source, region, age_band, sex, ses_quintile)
+-- Every change of a correction goes into the onset counts too.
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_corrections_onsets_mv TO ${db}.long_covid_onsets AS
+SELECT mask, source, region, age_band, sex, ses_quintile, day, persons
+FROM ${db}.long_covid_corrections
 ;
-CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_persons_merged_mv TO ${db}.long_covid_persons_merged AS
-SELECT person_id, covid_first, has_covid
-FROM ${db}.long_covid_delta
-WHERE mask = 0 AND has_covid = 1
-  AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
-       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
+-- When a block of events arrives: the groups of its ids that are named in merges.
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_corrections_blocks_mv TO ${db}.long_covid_corrections AS
+${correction_for_blocks}
 ;
-CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_strata_merged_mv TO ${db}.long_covid_strata_merged AS
-SELECT person_id, source, region, age_band, sex, ses_quintile,
-       stratum_post_first AS post_first, stratum_has_post AS has_post,
-       stratum_symptom_dates AS symptom_dates
-FROM ${db}.long_covid_delta
-WHERE mask = 31 AND in_block = 1
-  AND (person_id IN (SELECT person_id FROM ${db}.person_merges)
-       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges))
-;
--- When merges are inserted: the state of the ids they name (person_merges, everywhere
--- in these views, is the inserted block of merges).
-CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_persons_merges_mv TO ${db}.long_covid_persons_merged AS
-SELECT s.person_id AS person_id, s.covid_first AS covid_first, s.has_covid AS has_covid
-FROM (SELECT DISTINCT arrayJoin([person_id, canonical_person_id]) AS id
-      FROM ${db}.person_merges) AS m
-INNER JOIN
-(
-    SELECT person_id, min(covid_first) AS covid_first, max(has_covid) AS has_covid
-    FROM ${db}.long_covid_persons
-    WHERE person_id IN (SELECT person_id FROM ${db}.person_merges)
-       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges)
-    GROUP BY person_id
-) AS s ON s.person_id = m.id
-;
-CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_strata_merges_mv TO ${db}.long_covid_strata_merged AS
-SELECT s.person_id AS person_id, s.source AS source, s.region AS region,
-       s.age_band AS age_band, s.sex AS sex, s.ses_quintile AS ses_quintile,
-       s.post_first AS post_first, s.has_post AS has_post, s.symptom_dates AS symptom_dates
-FROM (SELECT DISTINCT arrayJoin([person_id, canonical_person_id]) AS id
-      FROM ${db}.person_merges) AS m
-INNER JOIN
-(
-    SELECT person_id, source, region, age_band, sex, ses_quintile, post_first, has_post,
-           symptom_dates
-    FROM ${db}.long_covid_strata
-    WHERE person_id IN (SELECT person_id FROM ${db}.person_merges)
-       OR person_id IN (SELECT canonical_person_id FROM ${db}.person_merges)
-) AS s ON s.person_id = m.id
+-- When merges arrive: the groups they name, and the former groups of the ids they move
+-- (person_merges, in this view, is the inserted block of merges).
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.long_covid_corrections_merges_mv TO ${db}.long_covid_corrections AS
+${correction_for_merges}
 ;
 -- Population denominators of the latest year per area, one row per stratum.
 CREATE VIEW IF NOT EXISTS ${db}.population_strata AS
@@ -648,3 +612,7 @@ WHERE (SELECT count() FROM ${db}.schema_version WHERE version = 1) = 0
 INSERT INTO ${db}.schema_version (version, description)
 SELECT 2, 'Long COVID onsets for every filter combination, linkage quality per day'
 WHERE (SELECT count() FROM ${db}.schema_version WHERE version = 2) = 0
+;
+INSERT INTO ${db}.schema_version (version, description)
+SELECT 3, 'Long COVID onsets corrected for merges as merges and events arrive'
+WHERE (SELECT count() FROM ${db}.schema_version WHERE version = 3) = 0

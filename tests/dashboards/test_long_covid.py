@@ -197,6 +197,43 @@ def test_pre_aggregated_panel_equals_the_raw_definition_with_merges_and_shuffled
     assert total > 20  # the generated data holds a fair number of cases
 
 
+#: What schema version 3 added for the merge correction, views first.
+CORRECTION_OBJECTS = (
+    "long_covid_corrections_blocks_mv", "long_covid_corrections_merges_mv",
+    "long_covid_corrections_onsets_mv", "long_covid_corrections", "person_merges_latest",
+)  # fmt: skip
+
+
+def test_a_model_of_schema_version_2_gets_its_merge_correction_from_the_state(
+    embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
+) -> None:
+    wh, db = embedded_warehouse, warehouse_db
+    create_model(wh, db)
+    # What version 2 left: no correction (its panel corrected at every query, from
+    # copies of the state of the merged ids), merges and events stored under it.
+    for name in CORRECTION_OBJECTS:
+        wh.command(f"DROP TABLE {db}.{name}")
+    for name in ("long_covid_persons_merged", "long_covid_strata_merged"):
+        wh.command(f"CREATE TABLE {db}.{name} (person_id String) ENGINE = MergeTree ORDER BY ()")
+    wh.command(f"DELETE FROM {db}.schema_version WHERE version = 3")
+    rows = generated_events(9, persons=80)
+    wh.insert(f"{db}.linked_events", {k: [r[k] for r in rows] for k in rows[0]})
+    wh.insert(f"{db}.person_merges", merge_rows([("p1", "p0", 1), ("p3", "p2", 1)]))
+    assert panel_vs_raw(wh, db) != []  # without the correction, merged persons count twice
+
+    assert create_model(wh, db) == 3
+    assert panel_vs_raw(wh, db) == []
+    left = set(wh.query(f"SELECT name FROM system.tables WHERE database = '{db}'").column("name"))
+    assert not left & {"long_covid_persons_merged", "long_covid_strata_merged"}
+    # Later merges and blocks go on from the correction built.
+    wh.insert(f"{db}.person_merges", merge_rows([("p0", "p4", 2), ("p1", "p4", 2)]))
+    more = generated_events(10, persons=20)
+    for r in more:
+        r["event_id"] = f"later-{r['event_id']}"
+    wh.insert(f"{db}.linked_events", {k: [r[k] for r in more] for k in more[0]})
+    assert panel_vs_raw(wh, db) == []
+
+
 def test_a_model_of_schema_version_1_is_upgraded_and_its_state_rebuilt_from_the_events(
     embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
 ) -> None:
@@ -208,19 +245,17 @@ def test_a_model_of_schema_version_1_is_upgraded_and_its_state_rebuilt_from_the_
         "long_covid_delta_mv", "long_covid_persons_mv", "long_covid_onsets_mv",
         "long_covid_strata_mv", "long_covid_onsets", "linkage_daily_mv", "linkage_daily",
         "person_days_mv", "person_days", "person_days_merged_mv", "person_days_merges_mv",
-        "person_days_merged", "long_covid_persons_merged_mv", "long_covid_strata_merged_mv",
-        "long_covid_persons_merges_mv", "long_covid_strata_merges_mv",
-        "long_covid_persons_merged", "long_covid_strata_merged",
+        "person_days_merged", *CORRECTION_OBJECTS,
     ):  # fmt: skip
         wh.command(f"DROP TABLE {db}.{name}")
     wh.command(f"CREATE TABLE {db}.long_covid_onsets (day Date, persons Int64) "
                "ENGINE = SummingMergeTree(persons) ORDER BY day")  # fmt: skip
-    wh.command(f"DELETE FROM {db}.schema_version WHERE version = 2")
+    wh.command(f"DELETE FROM {db}.schema_version WHERE version >= 2")
     rows = generated_events(7, persons=80)
     wh.insert(f"{db}.linked_events", {k: [r[k] for r in rows] for k in rows[0]})
     wh.insert(f"{db}.person_merges", merge_rows([("p1", "p0", 1), ("p3", "p2", 1)]))
 
-    assert create_model(wh, db) == 2
+    assert create_model(wh, db) == 3
     assert "mask" in wh.query(f"DESCRIBE TABLE {db}.long_covid_onsets").column("name")
     assert panel_vs_raw(wh, db) == []
     period = Filters(*PERIODS[0]).params()

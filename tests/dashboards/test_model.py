@@ -46,8 +46,8 @@ def view_vs_raw(wh: EmbeddedWarehouse, db: str, grain: str) -> tuple[list[Any], 
 def test_model_is_created_idempotently(
     embedded_warehouse: EmbeddedWarehouse, warehouse_db: str
 ) -> None:
-    assert create_model(embedded_warehouse, warehouse_db) == 2
-    assert create_model(embedded_warehouse, warehouse_db) == 2
+    assert create_model(embedded_warehouse, warehouse_db) == 3
+    assert create_model(embedded_warehouse, warehouse_db) == 3
     tables = set(
         embedded_warehouse.query(
             "SELECT name FROM system.tables WHERE database = {db:String}", {"db": warehouse_db}
@@ -60,15 +60,16 @@ def test_model_is_created_idempotently(
         "long_covid_persons_mv", "long_covid_onsets", "long_covid_onsets_mv",
         "long_covid_delta", "long_covid_delta_mv", "long_covid_strata", "long_covid_strata_mv",
         "freshness", "freshness_mv", "linkage_daily", "linkage_daily_mv", "person_days",
-        "person_days_mv", "person_days_merged", "long_covid_persons_merged",
-        "long_covid_strata_merged",
+        "person_days_mv", "person_days_merged", "long_covid_corrections",
+        "long_covid_corrections_blocks_mv", "long_covid_corrections_merges_mv",
+        "long_covid_corrections_onsets_mv", "person_merges_latest",
     } <= tables  # fmt: skip
     rows = embedded_warehouse.query(
         f"SELECT count() FROM {warehouse_db}.code_groups WHERE code_group = 'post_covid'"
     ).scalar()
     assert rows == 2  # U09.9 and SNOMED 1119303003, loaded once
     versions = embedded_warehouse.query(f"SELECT count() FROM {warehouse_db}.schema_version")
-    assert versions.scalar() == 2
+    assert versions.scalar() == 3
 
 
 def test_views_equal_the_raw_query_after_a_replayed_batch(
@@ -249,7 +250,7 @@ def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() ->
     (delta,) = [s for s in local if "lw.long_covid_delta_local " in s]
     assert "ENGINE = Null" in delta
     local.remove(delta)
-    assert len(local) == len(fronts) == 20
+    assert len(local) == len(fronts) == 19
     for statement in local:
         assert re.search(
             r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/\{shard\}/lw/", statement
@@ -262,10 +263,13 @@ def test_cluster_variant_has_replicated_local_tables_and_distributed_fronts() ->
     )
     assert "Distributed(prod, lw, linked_events_local, cityHash64(event_id))" in ddl.script()
     # Views aggregate each shard's own events into its local tables.
-    assert len(views) == 15
+    assert len(views) == 14
     for view in views:
         assert re.search(r" TO lw\.\w+_local AS", view)
-        assert re.search(r"FROM lw\.(linked_events|long_covid_delta|person_merges)_local", view)
+        assert re.search(
+            r"FROM lw\.(linked_events|long_covid_delta|person_merges|long_covid_corrections)_local",
+            view,
+        )
     counts = [v for v in views if "_counts_mv " in v]
     assert len(counts) == 2
     for view in counts:
@@ -284,7 +288,7 @@ def test_the_model_on_debians_clickhouse_server_leaves_out_only_what_it_cannot_h
     server_warehouse: ServerWarehouse,
 ) -> None:
     db = "model_legacy"
-    assert create_model(server_warehouse, db) == create_model(server_warehouse, db) == 2
+    assert create_model(server_warehouse, db) == create_model(server_warehouse, db) == 3
     _, skipped = legacy_statements(schema_statements(db))
     assert skipped
     assert all(name.startswith((f"{db}.long_covid", f"{db}.person_days_merge")) for name in skipped)
