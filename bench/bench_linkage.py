@@ -14,7 +14,8 @@ memory per indexed record.
 Figures are wall-clock on whatever machine runs this; compare the ratios within one run. The
 benchmark never fails on time.
 
-Usage: python bench/bench_linkage.py [--persons 20000] [--online 100000,1000000] [--skip-splink]
+Usage: python bench/bench_linkage.py [--persons 100000] [--online 100000,1000000]
+       [--datasets febrl4,febrl3,dutch] [--skip-splink] [--skip-ecm]
 """
 
 from __future__ import annotations
