@@ -470,11 +470,12 @@ def run_em(
     """
     m = [arr.copy() for arr in m]
     log_bf_tables = [np.zeros(len(arr)) for arr in m]
-    # Pairs with the same comparison vector have the same posterior: it is worked out once per
-    # distinct vector, then spread over the pairs, so that the sums run over the same values
-    # in the same order as pair by pair.
+    # Pairs with the same comparison vector have the same posterior: every step works on the
+    # distinct vectors, each weighted by the number of pairs that have it.
     patterns, pattern_of = distinct_rows(matrix)
-    levels = [matrix[:, k].astype(np.int64) if on else None for k, on in enumerate(active)]
+    pairs_with = np.bincount(pattern_of, minlength=len(patterns)).astype(np.float64)
+    n_pairs = float(len(matrix))
+    levels = [patterns[:, k].astype(np.int64) if on else None for k, on in enumerate(active)]
     converged = False
     iteration = 0
     while iteration < max_iterations:
@@ -489,13 +490,14 @@ def run_em(
             if on:
                 log_bf += log_bf_tables[k][patterns[:, k]]
         logit = np.log(prior) - np.log1p(-prior) + log_bf
-        posterior = (1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700))))[pattern_of]
-        new_prior = float(np.clip(posterior.mean(), 1e-9, 1 - 1e-9))
+        # The expected number of matches among the pairs of each distinct vector.
+        matches = pairs_with / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+        new_prior = float(np.clip(matches.sum() / n_pairs, 1e-9, 1 - 1e-9))
         change = abs(new_prior - prior)
         for k, column in enumerate(levels):
             if column is None:
                 continue
-            counts = np.bincount(column, weights=posterior, minlength=len(m[k]))
+            counts = np.bincount(column, weights=matches, minlength=len(m[k]))
             counts[0] = 0.0
             total = counts[1:].sum()
             if total <= 0:
@@ -551,7 +553,8 @@ def _train_model(
     # The union of the blocked pairs serves the prior, and the EM passes take their rows from
     # it. Its pairs are all compared when that is no more work than comparing the samples
     # (the union's for the prior, each pass's for EM), which it then also serves (and keeps,
-    # in the batch, for linking); otherwise only the samples are.
+    # in the batch, for linking), and the prior is worked out on all of them; otherwise only
+    # the samples are compared, and the prior is worked out on the union's sample.
     union = union_of_pairs(per_pass)
     training = set(em_pass_names(passes, options))
     sample_size = 4 * options.em_pairs_per_pass
@@ -572,18 +575,12 @@ def _train_model(
         batch.remember_levels(specs, union, compared_matrix, ordered=True)
     scale = 1.0
     union_matrix = compared_matrix
-    if sampled:
+    if union_matrix is None:
         scale = len(union) / sample_size
-        chosen = rng.choice(len(union), sample_size, replace=False)
-        union = union[chosen]
-        if compared_matrix is None:
-            compared = union
-            union_matrix = compiled.comparison_matrix(union, tick)
-            batch.remember_levels(specs, union, union_matrix)
-        else:
-            union_matrix = compared_matrix[chosen]
-        del chosen
-    assert union_matrix is not None
+        union = union[rng.choice(len(union), sample_size, replace=False)]
+        compared = union
+        union_matrix = compiled.comparison_matrix(union, tick)
+        batch.remember_levels(specs, union, union_matrix)
     # union_of_pairs returns sorted, distinct pair codes: each pair's row is found by search.
     compared_codes = (compared[:, 0] << 32) | compared[:, 1]
 
@@ -700,15 +697,16 @@ def estimate_prior(
     Returns (prior, expected matches).
     """
     total_pairs = n_records * (n_records - 1) / 2
-    # Worked out once per distinct comparison vector and spread over the pairs (see run_em).
+    # Worked out once per distinct comparison vector, weighted by its pairs (see run_em).
     patterns, pattern_of = distinct_rows(matrix)
+    pairs_with = np.bincount(pattern_of, minlength=len(patterns)).astype(np.float64)
     base = model.match_weights(patterns) - model.prior_weight
     prior = model.prior
     expected = 0.0
     for _ in range(100):
         logit = (math.log(prior) - math.log1p(-prior)) + base * math.log(2)
-        posterior = (1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700))))[pattern_of]
-        expected = float(posterior.sum()) * scale
+        posterior = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+        expected = float(posterior @ pairs_with) * scale
         new_prior = min(max(expected / total_pairs, 1e-12), 0.5)
         if abs(new_prior - prior) <= 1e-6 * prior:
             prior = new_prior

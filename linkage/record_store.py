@@ -12,9 +12,9 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -203,6 +203,29 @@ class RecordStore:
         if not records:
             return
         columns = _field_columns(records)
+        factorised = _factorised_texts(records)
+        if factorised is None:
+            self._extend_texts(columns)
+        else:
+            self._extend_factorised(*factorised)
+        sex_code = SEX_CODES.get
+        numbers = {
+            "birth_year": columns("birth_year"),
+            "birth_month": columns("birth_month"),
+            "birth_day": columns("birth_day"),
+            "sex": [sex_code(sex or "", 0) for sex in columns("sex")],
+            "house_number": columns("house_number"),
+        }
+        for name in INT_COLUMNS:
+            numbers_or_0 = [number or 0 for number in numbers[name]]
+            self.columns[name].frombytes(np.array(numbers_or_0, dtype=np.int32).tobytes())
+        self.record_ids.extend(columns("record_id"))
+        if count_terms:
+            self.count_column_terms(len(self.record_ids) - len(records))
+
+    def _extend_texts(self, columns: Callable[[str], Sequence[Any]]) -> None:
+        """Append the string columns, interning new strings in the order one-by-one encoding
+        meets them (record by record, column by column)."""
         parts = columns("family_parts")
         texts: list[Sequence[str | None]] = [
             columns("source"),
@@ -233,21 +256,42 @@ class RecordStore:
             self.columns[name].frombytes(
                 np.fromiter(map(find, values), np.int32, len(values)).tobytes()
             )
-        del texts, parts
-        sex_code = SEX_CODES.get
-        numbers = {
-            "birth_year": columns("birth_year"),
-            "birth_month": columns("birth_month"),
-            "birth_day": columns("birth_day"),
-            "sex": [sex_code(sex or "", 0) for sex in columns("sex")],
-            "house_number": columns("house_number"),
-        }
-        for name in INT_COLUMNS:
-            numbers_or_0 = [number or 0 for number in numbers[name]]
-            self.columns[name].frombytes(np.array(numbers_or_0, dtype=np.int32).tobytes())
-        self.record_ids.extend(columns("record_id"))
-        if count_terms:
-            self.count_column_terms(len(self.record_ids) - len(records))
+
+    def _extend_factorised(
+        self, results: Sequence[Sequence[str | None]], indices: Sequence[npt.NDArray[np.intp]]
+    ) -> None:
+        """Append the string columns given as their distinct values and each row's position
+        among them: what :meth:`_extend_texts` does, with a lookup per distinct value rather
+        than per row.
+
+        A string's first meeting in one-by-one encoding is its first row in any column, and
+        in the earliest column of that row: new strings are interned in that order.
+        """
+        width = len(STRING_COLUMNS)
+        rows = len(indices[0])
+        firsts: list[npt.NDArray[np.int64]] = []
+        for k, index in enumerate(indices):
+            # The first row of each distinct value: of the rows holding it, the last written
+            # when the rows are written from last to first.
+            first = np.empty(len(results[k]), dtype=np.int64)
+            first[index[::-1]] = np.arange(rows - 1, -1, -1, dtype=np.int64)
+            firsts.append(first * width + k)
+        meeting = np.concatenate(firsts)
+        strings = list(chain.from_iterable(results))
+        order = np.argsort(meeting, kind="stable")
+        met = dict.fromkeys(map(strings.__getitem__, order.tolist()))
+        del strings, order, meeting, firsts
+        met.pop(None, None)
+        met.pop("", None)
+        texts = cast("dict[str, None]", met)  # None is out
+        vocabulary = self.vocabulary
+        known = vocabulary._codes
+        vocabulary.add_many((text for text in texts if text not in known) if known else texts)
+        del met, texts
+        for name, values, index in zip(STRING_COLUMNS, results, indices, strict=True):
+            # None and "" are never interned: their code is the default, 0.
+            codes = np.fromiter(map(known.get, values, repeat(0)), np.int32, len(values))
+            self.columns[name].frombytes(codes[index].tobytes())
 
     def count_column_terms(self, first_row: int = 0) -> None:
         """Add the values of rows ``first_row`` onwards to the term-frequency counts.
@@ -277,6 +321,41 @@ class RecordStore:
     def nbytes(self) -> int:
         """Bytes held by the column arrays (not the vocabulary or record ids)."""
         return sum(col.itemsize * len(col) for col in self.columns.values())
+
+
+def _factorised_texts(
+    records: Sequence[StandardRecord],
+) -> tuple[list[list[str | None]], list[npt.NDArray[np.intp]]] | None:
+    """The string columns (in :data:`STRING_COLUMNS` order) of a batch that kept its fields
+    factorised: each column's distinct values and each row's position among them."""
+    if not isinstance(records, StandardisedBatch):
+        return None
+    fields = {
+        name: records.factorised(name)
+        for name in (
+            "source",
+            "national_id",
+            "given_name",
+            "initials",
+            "family_name",
+            "family_parts",
+            "postcode",
+            "pc4",
+            "house_addition",
+            "city",
+            "street",
+        )
+    }
+    found = {name: value for name, value in fields.items() if value is not None}
+    if len(found) != len(fields):
+        return None
+    parts, parts_index = found.pop("family_parts")
+    results: dict[str, list[str | None]] = {name: list(v) for name, (v, _) in found.items()}
+    indices = {name: index for name, (_, index) in found.items()}
+    results["family_part1"] = [p[0] if p else None for p in parts]
+    results["family_part2"] = [p[1] if len(p) > 1 else None for p in parts]
+    indices["family_part1"] = indices["family_part2"] = parts_index
+    return [results[name] for name in STRING_COLUMNS], [indices[name] for name in STRING_COLUMNS]
 
 
 _COLUMN_INDEX = {name: i for i, name in enumerate(COLUMNS)}

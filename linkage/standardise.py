@@ -22,10 +22,12 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from linkwatch.linkage.bulk import collector_paused
 
@@ -542,43 +544,67 @@ def _all_text(values: Iterable[object]) -> bool:
 _TEXT_TYPES = frozenset({str, type(None)})
 
 
-def _read_columns(
-    values: list[str | None], read: Reader
-) -> tuple[list[Sequence[Any]], list[tuple[int, str]]]:
-    """``read`` of every value, each distinct value read once: a column per part, and the
-    rows whose value could not be read, with the reason."""
-    width = len(read(None)[0])
-    if not values:
-        return [()] * width, []
+#: A column as its distinct values' results and, per row, the position of the row's value
+#: among them (row n holds ``results[index[n]]``).
+Factorised = tuple[list[Any], npt.NDArray[np.intp]]
+
+
+def _distinct_index(
+    values: list[str | None],
+) -> tuple[list[str | None], npt.NDArray[np.intp]] | None:
+    """The distinct values in their first order and each row's position among them; None
+    unless every value is a string or None (other types can be equal and read differently:
+    1 == 1.0 == True)."""
     distinct = dict.fromkeys(values)
     if not _all_text(distinct):
-        # Values of other types can be equal and read differently (1 == 1.0 == True).
+        return None
+    keys = list(distinct)
+    position = dict(zip(keys, range(len(keys)), strict=True))
+    return keys, np.fromiter(map(position.__getitem__, values), np.intp, len(values))
+
+
+def _read_columns(
+    values: list[str | None], read: Reader
+) -> tuple[list[Sequence[Any]], list[Factorised | None], list[tuple[int, str]]]:
+    """``read`` of every value, each distinct value read once: a column per part (with its
+    factorised form, when the values are text), and the rows whose value could not be read,
+    with the reason."""
+    width = len(read(None)[0])
+    if not values:
+        return [()] * width, [None] * width, []
+    found_index = _distinct_index(values)
+    if found_index is None:
         read_all = [read(value) for value in values]
         found = [parts for parts, _ in read_all]
         problems = [(row, reason) for row, (_, reason) in enumerate(read_all) if reason]
-        return list(zip(*found, strict=True)), problems
-    keys = list(distinct)
+        return list(zip(*found, strict=True)), [None] * width, problems
+    keys, index = found_index
     read_all = list(map(read, keys))
-    # Each row's value as its position among the distinct values: a column is then the
-    # distinct values' parts taken by that index, without a lookup per row.
-    position = dict(zip(keys, range(len(keys)), strict=True))
-    index = np.fromiter(map(position.__getitem__, values), np.intp, len(values))
+    # A column is the distinct values' parts taken by the rows' index, without a lookup per
+    # row.
+    results = [list(column) for column in zip(*map(itemgetter(0), read_all), strict=True)]
     columns: list[Sequence[Any]] = [
-        np.fromiter(column, dtype=object, count=len(keys))[index].tolist()
-        for column in zip(*map(itemgetter(0), read_all), strict=True)
+        np.fromiter(column, dtype=object, count=len(keys))[index].tolist() for column in results
     ]
     reasons = list(map(itemgetter(1), read_all))
     unreadable = np.fromiter(map(bool, reasons), dtype=bool, count=len(keys))[index]
     rows = np.flatnonzero(unreadable).tolist()
-    return columns, [(row, reasons[index[row]]) for row in rows]
+    factorised: list[Factorised | None] = [(column, index) for column in results]
+    return columns, factorised, [(row, reasons[index[row]]) for row in rows]
 
 
-def _read_simple_column(values: list[str | None], read: Callable[[str | None], Any]) -> list[Any]:
-    """``read`` of every value (one that raises no issue), each distinct value read once."""
-    distinct = dict.fromkeys(values)
-    if not _all_text(distinct):
-        return [read(value) for value in values]
-    return list(map({value: read(value) for value in distinct}.__getitem__, values))
+def _read_simple_column(
+    values: list[str | None], read: Callable[[str | None], Any]
+) -> tuple[list[Any], Factorised | None]:
+    """``read`` of every value (one that raises no issue), each distinct value read once, and
+    the column's factorised form (when the values are text)."""
+    found_index = _distinct_index(values)
+    if found_index is None:
+        return [read(value) for value in values], None
+    keys, index = found_index
+    results = list(map(read, keys))
+    column = np.fromiter(results, dtype=object, count=len(keys))[index].tolist()
+    return column, (results, index)
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(StandardRecord))
@@ -593,17 +619,29 @@ class StandardisedBatch(Sequence[StandardRecord]):
     spares building a record object per record.
     """
 
-    def __init__(self, columns: Mapping[str, Sequence[Any]]) -> None:
+    def __init__(
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        factorised: Mapping[str, Factorised] | None = None,
+    ) -> None:
         if set(columns) != set(_FIELD_NAMES):
             raise ValueError(f"expected the columns {', '.join(_FIELD_NAMES)}")
         self._columns = {name: columns[name] for name in _FIELD_NAMES}
         self._size = len(columns["record_id"])
         if any(len(column) != self._size for column in self._columns.values()):
             raise ValueError("every column needs one value per record")
+        self._factorised = dict(factorised or {})
+        if any(len(index) != self._size for _, index in self._factorised.values()):
+            raise ValueError("every factorised column needs one position per record")
 
     def column(self, name: str) -> Sequence[Any]:
         """The values of one field of :class:`StandardRecord`, record by record."""
         return self._columns[name]
+
+    def factorised(self, name: str) -> Factorised | None:
+        """One field as its distinct values and each record's position among them (the
+        values can repeat: two raw values may read the same), when the batch kept it."""
+        return self._factorised.get(name)
 
     def __len__(self) -> int:
         return self._size
@@ -641,10 +679,12 @@ def _standardise_many(raws: Sequence[RawRecord]) -> StandardisedBatch:
     record_ids = [raw.record_id for raw in raws]
     issues: dict[int, list[StandardisationIssue]] = {}
     columns: list[Sequence[Any]] = []
+    factorised: list[Factorised | None] = []
     for name, read in _BATCH_FIELDS:
         values: list[str | None] = list(map(attrgetter(name), raws))
-        found, problems = _read_columns(values, read)
+        found, found_factorised, problems = _read_columns(values, read)
         columns += found
+        factorised += found_factorised
         for row, reason in problems:
             issue = StandardisationIssue(record_ids[row], name, str(values[row]), reason)
             issues.setdefault(row, []).append(issue)
@@ -666,16 +706,29 @@ def _standardise_many(raws: Sequence[RawRecord]) -> StandardisedBatch:
         "house_number",
         "house_addition",
     )
+    simple = {
+        name: _read_simple_column(list(map(attrgetter(name), raws)), read)
+        for name, read in (
+            ("source", _read_source),
+            ("national_id", _read_national_id),
+            ("city", _read_text),
+            ("street", _read_text),
+        )
+    }
+    kept = {
+        name: found
+        for name, found in chain(
+            zip(checked, factorised, strict=True),
+            ((name, found) for name, (_, found) in simple.items()),
+        )
+        if found is not None
+    }
     return StandardisedBatch(
         {
             "record_id": record_ids,
-            "source": _read_simple_column(list(map(attrgetter("source"), raws)), _read_source),
-            "national_id": _read_simple_column(
-                list(map(attrgetter("national_id"), raws)), _read_national_id
-            ),
+            **{name: column for name, (column, _) in simple.items()},
             **dict(zip(checked, columns, strict=True)),
-            "city": _read_simple_column(list(map(attrgetter("city"), raws)), _read_text),
-            "street": _read_simple_column(list(map(attrgetter("street"), raws)), _read_text),
             "issues": record_issues,
-        }
+        },
+        kept,
     )

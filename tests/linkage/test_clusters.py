@@ -23,6 +23,7 @@ from linkwatch.linkage.fellegi_sunter import (
     TrainingOptions,
     train_model,
 )
+from linkwatch.linkage.record_store import RecordStore
 from linkwatch.linkage.standardise import RawRecord, StandardRecord, standardise, standardise_many
 
 # Hand-set weights per comparison: (weight of each level after "missing").
@@ -384,3 +385,21 @@ def test_a_batch_standardised_field_by_field_links_as_its_records() -> None:
     assert batch.store.vocabulary._strings == alone.store.vocabulary._strings
     assert batch.store.value_counts == alone.store.value_counts
     assert link_batch(many, model, batch=batch) == link_batch(records, model)
+
+
+def test_a_batch_standardised_field_by_field_extends_a_filled_store_as_one_by_one() -> None:
+    raw, _ = make_population(400, seed=8)
+    raw.append(RawRecord("odd", "gp", given_name="Émma", family_name="Jansen-de Vries"))
+    earlier = [standardise(r) for r in raw[:150]]
+    later = standardise_many(raw[150:])
+    assert later.factorised("family_parts") is not None
+    store = RecordStore()
+    store.extend(earlier)
+    store.extend(later)
+    one_by_one = RecordStore()
+    for record in earlier + list(later):
+        one_by_one.append(one_by_one.encode(record))
+    assert store.columns == one_by_one.columns
+    assert store.vocabulary.strings() == one_by_one.vocabulary.strings()
+    assert store.value_counts == one_by_one.value_counts
+    assert store.non_missing == one_by_one.non_missing
