@@ -12,7 +12,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, count, repeat
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
@@ -273,25 +273,39 @@ class RecordStore:
         for k, index in enumerate(indices):
             # The first row of each distinct value: of the rows holding it, the last written
             # when the rows are written from last to first.
-            first = np.empty(len(results[k]), dtype=np.int64)
-            first[index[::-1]] = np.arange(rows - 1, -1, -1, dtype=np.int64)
-            firsts.append(first * width + k)
-        meeting = np.concatenate(firsts)
+            first_row = np.empty(len(results[k]), dtype=np.int64)
+            first_row[index[::-1]] = np.arange(rows - 1, -1, -1, dtype=np.int64)
+            firsts.append(first_row * width + k)
+        order = np.argsort(np.concatenate(firsts), kind="stable")
+        del firsts
         strings = list(chain.from_iterable(results))
-        order = np.argsort(meeting, kind="stable")
-        met = dict.fromkeys(map(strings.__getitem__, order.tolist()))
-        del strings, order, meeting, firsts
-        met.pop(None, None)
-        met.pop("", None)
-        texts = cast("dict[str, None]", met)  # None is out
+        met = list(map(strings.__getitem__, order.tolist()))
+        del strings
+        # Every string as it is met, numbered by its first meeting (one dictionary pass).
+        first: dict[str | None, int] = {}
+        first_met = np.fromiter(map(first.setdefault, met, count()), np.int64, len(met))
+        del met
+        number = (np.cumsum(first_met == np.arange(len(first_met))) - 1)[first_met]
+        distinct = list(first)
+        del first, first_met
+        # Each distinct string's code: the known one, 0 for None and "", or a new one.
         vocabulary = self.vocabulary
         known = vocabulary._codes
-        vocabulary.add_many((text for text in texts if text not in known) if known else texts)
-        del met, texts
+        codes = np.fromiter(map(known.get, distinct, repeat(-1)), np.int64, len(distinct))
+        blank = np.fromiter(map(_is_blank_text, distinct), np.bool_, len(distinct))
+        codes[blank] = 0
+        new = np.flatnonzero(codes < 0)
+        start = len(vocabulary)
+        vocabulary.add_many(cast("list[str]", list(map(distinct.__getitem__, new.tolist()))))
+        codes[new] = np.arange(start, start + len(new))
+        # Back to each column's distinct values, then to its rows.
+        value_codes = np.empty(len(number), dtype=np.int32)
+        value_codes[order] = codes[number]
+        offset = 0
         for name, values, index in zip(STRING_COLUMNS, results, indices, strict=True):
-            # None and "" are never interned: their code is the default, 0.
-            codes = np.fromiter(map(known.get, values, repeat(0)), np.int32, len(values))
-            self.columns[name].frombytes(codes[index].tobytes())
+            column_codes = value_codes[offset : offset + len(values)]
+            offset += len(values)
+            self.columns[name].frombytes(column_codes[index].tobytes())
 
     def count_column_terms(self, first_row: int = 0) -> None:
         """Add the values of rows ``first_row`` onwards to the term-frequency counts.
@@ -303,8 +317,8 @@ class RecordStore:
             column = self.columns[name]
             found = Counter(column[first_row:] if first_row else column)
             missing = found.pop(0, 0)
-            for value, count in found.items():
-                counts[value] = counts.get(value, 0) + count
+            for value, times in found.items():
+                counts[value] = counts.get(value, 0) + times
             self.non_missing[name] += len(column) - first_row - missing
 
     def term_frequency(self, column: str, code: int) -> float:
@@ -321,6 +335,11 @@ class RecordStore:
     def nbytes(self) -> int:
         """Bytes held by the column arrays (not the vocabulary or record ids)."""
         return sum(col.itemsize * len(col) for col in self.columns.values())
+
+
+def _is_blank_text(value: str | None) -> bool:
+    """None and "": the values coded 0 (missing), never interned."""
+    return not value
 
 
 def _factorised_texts(

@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, count
 from operator import attrgetter, itemgetter
 from typing import Any, TypeVar, overload
 
@@ -555,12 +555,14 @@ def _distinct_index(
     """The distinct values in their first order and each row's position among them; None
     unless every value is a string or None (other types can be equal and read differently:
     1 == 1.0 == True)."""
-    distinct = dict.fromkeys(values)
-    if not _all_text(distinct):
+    # Each value's first row, in one pass: a row whose value was met before gets that row.
+    first: dict[str | None, int] = {}
+    first_row = np.fromiter(map(first.setdefault, values, count()), np.intp, len(values))
+    if not _all_text(first):
         return None
-    keys = list(distinct)
-    position = dict(zip(keys, range(len(keys)), strict=True))
-    return keys, np.fromiter(map(position.__getitem__, values), np.intp, len(values))
+    # The distinct values are numbered in the order of their first rows.
+    number = np.cumsum(first_row == np.arange(len(values))) - 1
+    return list(first), number[first_row]
 
 
 def _read_columns(
