@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import count
+
+import numpy as np
+import numpy.typing as npt
 
 
 @contextmanager
@@ -23,3 +27,15 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def number_distinct(
+    values: Sequence[Hashable],
+) -> tuple[dict[Hashable, int], npt.NDArray[np.intp]]:
+    """Number the distinct values in the order they first appear: the distinct values (a
+    dictionary, in that order) and each value's number, in one dictionary pass."""
+    # Each value's first position: a value met before gets the position it was met at.
+    first: dict[Hashable, int] = {}
+    first_at = np.fromiter(map(first.setdefault, values, count()), np.intp, len(values))
+    number = np.cumsum(first_at == np.arange(len(values))) - 1
+    return first, number[first_at]

@@ -424,26 +424,28 @@ def u_from_matrix(
 
 def distinct_rows(
     matrix: npt.NDArray[np.int8],
-) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
-    """The distinct rows of a comparison matrix, and the distinct row of each row."""
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
+    """The distinct rows of a comparison matrix, and how many rows each one stands for."""
     if len(matrix) == 0:
-        return matrix, np.zeros(0, dtype=np.int64)
+        return matrix, np.zeros(0, dtype=np.float64)
     width = matrix.shape[1]
     radix = [int(matrix[:, k].max()) + 1 for k in range(width)]
     if matrix.min() >= 0 and math.prod(radix) <= 1 << 22:
-        # A row is one number written with a digit per comparison: the rows present are
-        # marked in a table of every number, which needs no sort.
+        # A row is one number written with a digit per comparison: the rows are counted in a
+        # table of every number, which needs no sort, and the numbers present read back.
         codes = np.zeros(len(matrix), dtype=np.int64)
         for k in range(width):
             codes = codes * radix[k] + matrix[:, k]
-        present = np.zeros(math.prod(radix), dtype=bool)
-        present[codes] = True
-        inverse = (np.cumsum(present) - 1)[codes]
-        first = np.empty(int(present.sum()), dtype=np.int64)
-        first[inverse[::-1]] = np.arange(len(matrix) - 1, -1, -1)
-        return matrix[first], inverse
-    patterns, inverse = np.unique(matrix, axis=0, return_inverse=True)
-    return patterns, inverse.reshape(-1).astype(np.int64)
+        table = np.bincount(codes, minlength=math.prod(radix))
+        present = np.flatnonzero(table)
+        patterns = np.empty((len(present), width), dtype=matrix.dtype)
+        rest = present.copy()
+        for k in reversed(range(width)):
+            patterns[:, k] = rest % radix[k]
+            rest //= radix[k]
+        return patterns, table[present].astype(np.float64)
+    patterns, counts = np.unique(matrix, axis=0, return_counts=True)
+    return patterns, counts.astype(np.float64)
 
 
 def _initial_m(n_levels: int) -> npt.NDArray[np.float64]:
@@ -472,8 +474,7 @@ def run_em(
     log_bf_tables = [np.zeros(len(arr)) for arr in m]
     # Pairs with the same comparison vector have the same posterior: every step works on the
     # distinct vectors, each weighted by the number of pairs that have it.
-    patterns, pattern_of = distinct_rows(matrix)
-    pairs_with = np.bincount(pattern_of, minlength=len(patterns)).astype(np.float64)
+    patterns, pairs_with = distinct_rows(matrix)
     n_pairs = float(len(matrix))
     levels = [patterns[:, k].astype(np.int64) if on else None for k, on in enumerate(active)]
     converged = False
@@ -698,8 +699,7 @@ def estimate_prior(
     """
     total_pairs = n_records * (n_records - 1) / 2
     # Worked out once per distinct comparison vector, weighted by its pairs (see run_em).
-    patterns, pattern_of = distinct_rows(matrix)
-    pairs_with = np.bincount(pattern_of, minlength=len(patterns)).astype(np.float64)
+    patterns, pairs_with = distinct_rows(matrix)
     base = model.match_weights(patterns) - model.prior_weight
     prior = model.prior
     expected = 0.0

@@ -12,13 +12,14 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, count, repeat
-from operator import attrgetter, itemgetter
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter, not_
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from linkwatch.linkage.bulk import number_distinct
 from linkwatch.linkage.standardise import StandardisedBatch, StandardRecord
 
 #: Columns holding vocabulary codes (0 = missing).
@@ -226,22 +227,7 @@ class RecordStore:
     def _extend_texts(self, columns: Callable[[str], Sequence[Any]]) -> None:
         """Append the string columns, interning new strings in the order one-by-one encoding
         meets them (record by record, column by column)."""
-        parts = columns("family_parts")
-        texts: list[Sequence[str | None]] = [
-            columns("source"),
-            columns("national_id"),
-            columns("given_name"),
-            columns("initials"),
-            columns("family_name"),
-            [p[0] if p else None for p in parts],
-            [p[1] if len(p) > 1 else None for p in parts],
-            columns("postcode"),
-            columns("pc4"),
-            columns("house_addition"),
-            columns("city"),
-            columns("street"),
-        ]
-        assert len(texts) == len(STRING_COLUMNS)
+        texts = _string_columns(columns)
         vocabulary = self.vocabulary
         known = vocabulary._codes
         met = dict.fromkeys(chain.from_iterable(zip(*texts, strict=True)))
@@ -281,18 +267,16 @@ class RecordStore:
         strings = list(chain.from_iterable(results))
         met = list(map(strings.__getitem__, order.tolist()))
         del strings
-        # Every string as it is met, numbered by its first meeting (one dictionary pass).
-        first: dict[str | None, int] = {}
-        first_met = np.fromiter(map(first.setdefault, met, count()), np.int64, len(met))
+        # Every string as it is met, numbered by its first meeting.
+        first, number = number_distinct(met)
         del met
-        number = (np.cumsum(first_met == np.arange(len(first_met))) - 1)[first_met]
-        distinct = list(first)
-        del first, first_met
+        distinct = cast("list[str | None]", list(first))
+        del first
         # Each distinct string's code: the known one, 0 for None and "", or a new one.
         vocabulary = self.vocabulary
         known = vocabulary._codes
         codes = np.fromiter(map(known.get, distinct, repeat(-1)), np.int64, len(distinct))
-        blank = np.fromiter(map(_is_blank_text, distinct), np.bool_, len(distinct))
+        blank = np.fromiter(map(not_, distinct), np.bool_, len(distinct))  # None and ""
         codes[blank] = 0
         new = np.flatnonzero(codes < 0)
         start = len(vocabulary)
@@ -337,44 +321,51 @@ class RecordStore:
         return sum(col.itemsize * len(col) for col in self.columns.values())
 
 
-def _is_blank_text(value: str | None) -> bool:
-    """None and "": the values coded 0 (missing), never interned."""
-    return not value
+#: The field of :class:`StandardRecord` each string column is read from.
+_STRING_FIELDS = (
+    "source",
+    "national_id",
+    "given_name",
+    "initials",
+    "family_name",
+    "family_parts",
+    "family_parts",
+    "postcode",
+    "pc4",
+    "house_addition",
+    "city",
+    "street",
+)
+
+
+def _string_columns(field: Callable[[str], Sequence[Any]]) -> list[Sequence[str | None]]:
+    """The string columns, in :data:`STRING_COLUMNS` order, from the values of their
+    fields (``field`` gives the values of one field); the first two surname parts are
+    columns of their own."""
+    columns = []
+    for name, field_name in zip(STRING_COLUMNS, _STRING_FIELDS, strict=True):
+        values = field(field_name)
+        if name == "family_part1":
+            values = [p[0] if p else None for p in values]
+        elif name == "family_part2":
+            values = [p[1] if len(p) > 1 else None for p in values]
+        columns.append(values)
+    return columns
 
 
 def _factorised_texts(
     records: Sequence[StandardRecord],
-) -> tuple[list[list[str | None]], list[npt.NDArray[np.intp]]] | None:
+) -> tuple[list[Sequence[str | None]], list[npt.NDArray[np.intp]]] | None:
     """The string columns (in :data:`STRING_COLUMNS` order) of a batch that kept its fields
     factorised: each column's distinct values and each row's position among them."""
     if not isinstance(records, StandardisedBatch):
         return None
-    fields = {
-        name: records.factorised(name)
-        for name in (
-            "source",
-            "national_id",
-            "given_name",
-            "initials",
-            "family_name",
-            "family_parts",
-            "postcode",
-            "pc4",
-            "house_addition",
-            "city",
-            "street",
-        )
-    }
-    found = {name: value for name, value in fields.items() if value is not None}
-    if len(found) != len(fields):
+    found = {name: records.factorised(name) for name in set(_STRING_FIELDS)}
+    kept = {name: value for name, value in found.items() if value is not None}
+    if len(kept) != len(found):
         return None
-    parts, parts_index = found.pop("family_parts")
-    results: dict[str, list[str | None]] = {name: list(v) for name, (v, _) in found.items()}
-    indices = {name: index for name, (_, index) in found.items()}
-    results["family_part1"] = [p[0] if p else None for p in parts]
-    results["family_part2"] = [p[1] if len(p) > 1 else None for p in parts]
-    indices["family_part1"] = indices["family_part2"] = parts_index
-    return [results[name] for name in STRING_COLUMNS], [indices[name] for name in STRING_COLUMNS]
+    results = _string_columns(lambda name: kept[name][0])
+    return results, [kept[name][1] for name in _STRING_FIELDS]
 
 
 _COLUMN_INDEX = {name: i for i, name in enumerate(COLUMNS)}

@@ -22,14 +22,14 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from itertools import chain, count
+from itertools import chain
 from operator import attrgetter, itemgetter
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from linkwatch.linkage.bulk import collector_paused
+from linkwatch.linkage.bulk import collector_paused, number_distinct
 
 #: Dutch (and a few neighbouring) surname prefixes. A prefix never decides a match on its
 #: own: "van der Berg" and "Berg" are the same surname written two ways.
@@ -555,14 +555,10 @@ def _distinct_index(
     """The distinct values in their first order and each row's position among them; None
     unless every value is a string or None (other types can be equal and read differently:
     1 == 1.0 == True)."""
-    # Each value's first row, in one pass: a row whose value was met before gets that row.
-    first: dict[str | None, int] = {}
-    first_row = np.fromiter(map(first.setdefault, values, count()), np.intp, len(values))
-    if not _all_text(first):
+    distinct, number = number_distinct(values)
+    if not _all_text(distinct):
         return None
-    # The distinct values are numbered in the order of their first rows.
-    number = np.cumsum(first_row == np.arange(len(values))) - 1
-    return list(first), number[first_row]
+    return cast("list[str | None]", list(distinct)), number
 
 
 def _read_columns(
